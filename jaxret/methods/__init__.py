@@ -1,0 +1,23 @@
+"""Methods, found by name: `config.method = "deml"` imports `jaxret.methods.deml`.
+
+Every method module exposes the same surface, so the loop and evaluators never special-case one:
+- `Model(nn.Module)`: `__call__(images, *, train) -> dict` with at least "embedding" (or "code").
+- `init_state(rng, config, sample_batch) -> (params, method_state)`: `method_state` holds
+  non-trained variables (batch statistics, EMA encoders, hash database codes).
+- `loss_fn(params, method_state, batch, rng, config) -> (loss, (metrics, new_method_state))`: pure.
+- `embed_fn(params, method_state, images, config) -> [B, D]`: what evaluation and search use.
+- `update_state(params, method_state, data, config) -> method_state`: optional, run every
+  `config.state_update_every` steps for work outside the gradient step.
+"""
+import importlib
+import types
+
+
+def get_method(name: str) -> types.ModuleType:
+  """The module `jaxret.methods.<name>`."""
+  try:
+    return importlib.import_module(f"jaxret.methods.{name}")
+  except ModuleNotFoundError as e:
+    if e.name != f"jaxret.methods.{name}":
+      raise
+    raise ValueError(f"config.method={name!r}: no module jaxret/methods/{name}.py") from None

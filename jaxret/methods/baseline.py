@@ -1,0 +1,55 @@
+"""Baseline: backbone + global average pooling + embedding layer + classifier, cross-entropy.
+
+The plain classification-trained embedding every paper compares against (A3M's Baseline-1).
+"""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from jaxret.backbones import get_backbone
+
+
+class Model(nn.Module):
+  backbone: str
+  backbone_width: int
+  embedding_dim: int
+  num_classes: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, images: jax.Array, *, train: bool) -> dict:
+    """images `[B, H, W, 3]` -> {"embedding": `[B, D]`, "logits": `[B, classes]`} (float32)."""
+    features = get_backbone(self.backbone, width=self.backbone_width, dtype=self.dtype,
+                            name="backbone")(images, train=train)
+    pooled = jnp.mean(features["res5"], axis=(1, 2))
+    embedding = nn.Dense(self.embedding_dim, dtype=self.dtype, name="embedding")(pooled)
+    logits = nn.Dense(self.num_classes, dtype=self.dtype, name="classifier")(embedding)
+    return {"embedding": embedding.astype(jnp.float32), "logits": logits.astype(jnp.float32)}
+
+
+def make_model(config: ml_collections.ConfigDict) -> Model:
+  return Model(backbone=config.backbone, backbone_width=config.backbone_width,
+               embedding_dim=config.embedding_dim, num_classes=config.num_classes,
+               dtype=jnp.dtype(config.compute_dtype))
+
+
+def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: dict):
+  variables = make_model(config).init(rng, sample_batch["image"], train=False)
+  return variables["params"], {"batch_stats": variables["batch_stats"]}
+
+
+def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collections.ConfigDict):
+  """Softmax cross-entropy over the training classes."""
+  del rng
+  outputs, updates = make_model(config).apply(
+      {"params": params, **method_state}, batch["image"], train=True, mutable=["batch_stats"])
+  loss = optax.softmax_cross_entropy_with_integer_labels(outputs["logits"], batch["label"]).mean()
+  accuracy = jnp.mean(jnp.argmax(outputs["logits"], -1) == batch["label"])
+  return loss, ({"accuracy": accuracy}, {**method_state, **updates})
+
+
+def embed_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
+  """images `[B, H, W, 3]` -> embeddings `[B, D]` (eval mode)."""
+  return make_model(config).apply({"params": params, **method_state}, images, train=False)["embedding"]

@@ -1,0 +1,95 @@
+"""The config keys every method shares, and the checks run before anything compiles."""
+
+import jax
+import ml_collections
+
+from jaxret import methods
+from jaxret.data import datasets
+
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Keys shared by every method; a method's config file adds its own and locks the result."""
+  c = ml_collections.ConfigDict()
+  c.method = "baseline"
+  c.dataset = "synthetic"
+  c.data_dir = ""  # where prepared (TFDS) datasets live
+  c.manual_dir = ""  # where raw downloads live
+  c.backbone = "resnet18"
+  c.backbone_width = 64  # 64 = the published width; smaller gives tiny test models
+  c.init_weights = ""  # path of ImageNet weights for the backbone; "" = random init
+  c.image_size = 64
+  c.batch_size = 32  # global, over all devices and processes
+  c.total_steps = 1000
+  c.seed = 0
+  c.log_every = 50
+  c.eval_every = 500  # 0 = only at the end
+  c.checkpoint_every = 500
+  c.keep_checkpoints = 3
+  c.compute_dtype = "float32"
+  c.num_classes = 0  # 0: the number of training classes of the dataset (set by the loop)
+  c.state_update_every = 0  # 0 = the method has no update_state
+  c.num_workers = 0  # grain worker processes; 0 = read in the main process
+
+  c.data = ml_collections.ConfigDict()
+  c.data.val_classes = 10  # training classes carved out for validation (model selection)
+  c.data.random_flip = True
+  c.data.synthetic_images_per_class = 60
+  c.data.synthetic_seed = 0  # fixes the rendered classes; independent of the training seed
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "sgd"  # sgd | adam | adamw
+  c.optimizer.learning_rate = 0.01
+  c.optimizer.momentum = 0.9
+  c.optimizer.nesterov = False
+  c.optimizer.b1 = 0.9
+  c.optimizer.b2 = 0.999
+  c.optimizer.weight_decay = 5e-4
+  c.optimizer.schedule = "cosine"  # constant | step | cosine | exponential
+  c.optimizer.warmup_steps = 0
+  c.optimizer.decay_boundaries = ()  # step schedule: steps where lr is multiplied by decay_factor
+  c.optimizer.decay_factor = 0.1  # step and exponential schedules
+  c.optimizer.decay_every = 1000  # exponential: lr *= decay_factor every decay_every steps
+  c.optimizer.lr_multipliers = ()  # ((regex on the parameter path, factor), ...)
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.batch_size = 128
+  c.eval.ks = (1, 2, 4, 8)
+  c.eval.metric = "cosine"
+  return c
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) -> None:
+  """Stops with a message naming the key and what was expected; run before compiling."""
+  num_devices = jax.device_count() if num_devices is None else num_devices
+  methods.get_method(config.method)
+  datasets.check_available(config)
+  if config.init_weights:
+    raise ValueError(f"config.init_weights={config.init_weights!r}: importing pretrained weights "
+                     "is not available yet (jaxret.weights); leave it empty for random init")
+  if config.compute_dtype not in COMPUTE_DTYPES:
+    raise ValueError(f"config.compute_dtype={config.compute_dtype!r}: expected one of {COMPUTE_DTYPES}")
+  for key in ("batch_size", "total_steps", "image_size", "log_every"):
+    if config[key] <= 0:
+      raise ValueError(f"config.{key}={config[key]}: expected a positive integer")
+  for key in ("eval_every", "checkpoint_every", "state_update_every", "num_workers"):
+    if config[key] < 0:
+      raise ValueError(f"config.{key}={config[key]}: expected 0 or a positive integer")
+  for key, value in (("batch_size", config.batch_size), ("eval.batch_size", config.eval.batch_size)):
+    if value % num_devices:
+      raise ValueError(
+          f"config.{key}={value} is not divisible by the {num_devices} devices: "
+          f"expected a multiple of {num_devices}")
+
+
+def parse_arg(arg: str, config_file: str, **defaults: str) -> dict[str, str]:
+  """`"dataset=cub,bits=48"` -> {"dataset": "cub", "bits": "48"} over `defaults`; an unknown
+  or malformed argument raises a ValueError naming it and the accepted ones."""
+  options = dict(defaults)
+  for item in filter(None, arg.split(",")):
+    key, sep, value = item.partition("=")
+    if not sep or key not in defaults:
+      raise ValueError(f"{config_file}: bad argument {item!r}; expected KEY=VALUE with KEY in {sorted(defaults)}")
+    options[key] = value
+  return options

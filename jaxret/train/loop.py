@@ -1,0 +1,133 @@
+"""The training loop: data, state, compiled steps, checkpoints, metrics, evaluation.
+
+Importable from a notebook: `train(config, workdir)` runs a whole job and returns the final
+test metrics; the pieces it uses are each testable alone.
+"""
+import logging
+import signal
+import time
+
+import jax
+import ml_collections
+import tqdm
+
+from jaxret import methods
+from jaxret.data import datasets, pipeline
+from jaxret.eval.evaluator import RetrievalEvaluator
+from jaxret.train import checkpoint, config as config_lib, mesh as mesh_lib, optimizer, step as step_lib
+from jaxret.train import state as state_lib
+from jaxret.train.metrics_writer import MetricsWriter
+
+log = logging.getLogger(__name__)
+
+
+class _Preemption:
+  """Turns SIGTERM into a request to checkpoint and stop after the current step."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+    if jax.process_count() == 1:  # multi-process jobs use orbax's synchronised preemption check
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    log.warning("SIGTERM received: saving a checkpoint after this step, then stopping")
+    self.requested = True
+
+  def check(self, manager, step: int) -> bool:
+    return self.requested or (jax.process_count() > 1 and manager.reached_preemption(step))
+
+  def restore(self):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def _check_finite(state: state_lib.TrainState, manager) -> None:
+  bad = int(jax.device_get(state.nonfinite_step))
+  if bad >= 0:
+    manager.wait_until_finished()
+    raise FloatingPointError(
+        f"loss or gradients became NaN/Inf at step {bad + 1}; training stopped. The last good "
+        f"checkpoint (step {manager.latest_step()}) is kept in {manager.directory}")
+
+
+def with_dataset_info(config: ml_collections.ConfigDict, data: datasets.DatasetSplits) -> ml_collections.ConfigDict:
+  """A copy of `config` with the label space of the dataset filled in."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.num_classes = config.num_classes or data.num_train_classes
+  config.lock()
+  return config
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dict[str, float]:
+  """Trains `config.method` on `config.dataset`, resuming from `workdir` if it holds a checkpoint.
+
+  Returns the final test-split metrics (also written to `<workdir>/metrics.jsonl`).
+  """
+  mesh = mesh_lib.make_mesh(devices)
+  config_lib.validate(config, num_devices=mesh.size)
+  method = methods.get_method(config.method)
+  data = datasets.load(config)
+  config = with_dataset_info(config, data)
+
+  train_data = pipeline.train_dataset(
+      data.train, train_classes=data.train_classes, global_batch=config.batch_size, seed=config.seed,
+      random_flip=config.data.random_flip, process_index=jax.process_index(),
+      process_count=jax.process_count(), num_workers=config.num_workers)
+  data_iterator = iter(train_data)
+  sample_batch = next(iter(train_data))
+  tx, schedule = optimizer.make_optimizer(config)
+  state = state_lib.create(method, config, tx, sample_batch, mesh)
+
+  manager = checkpoint.make_manager(workdir, config.keep_checkpoints)
+  restored = checkpoint.restore_latest(manager, state, data_iterator)
+  if restored is not None:
+    state = restored
+  start_step = int(jax.device_get(state.step))
+  if restored is not None:
+    log.info("restored from step %d in %s", start_step, workdir)
+  writer = MetricsWriter(workdir, resumed_step=start_step)
+  train_step = step_lib.compile_train_step(method, config, tx, schedule, mesh)
+  evaluators = {"test": RetrievalEvaluator(data.test, method, config, mesh)}
+  if data.val is not None:
+    evaluators = {"val": RetrievalEvaluator(data.val, method, config, mesh), **evaluators}
+  preemption = _Preemption()
+  progress = tqdm.tqdm(total=config.total_steps, initial=start_step, unit="step",
+                       disable=jax.process_index() != 0, dynamic_ncols=True)
+  last_time, last_step = time.perf_counter(), start_step
+  results = {}
+  try:
+    for step in range(start_step + 1, config.total_steps + 1):
+      state, metrics = train_step(state, mesh_lib.global_batch(next(data_iterator), mesh))
+      if config.state_update_every and step % config.state_update_every == 0:
+        state = state.replace(method_state=method.update_state(state.params, state.method_state, data, config))
+      progress.update(1)
+      if step % config.log_every == 0 or step == config.total_steps:
+        _check_finite(state, manager)
+        writer.write(step, "train", jax.device_get(metrics))
+        now = time.perf_counter()
+        images_per_second = (step - last_step) * config.batch_size / (now - last_time)
+        progress.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{images_per_second:.1f}")
+        last_time, last_step = now, step
+      if step == config.total_steps:  # before the last save, so a resumed finished run skips it
+        for split, evaluator in evaluators.items():
+          results[split] = evaluator.run(state.params, state.method_state)
+          writer.write(step, split, results[split])
+      elif "val" in evaluators and config.eval_every and step % config.eval_every == 0:
+        writer.write(step, "val", evaluators["val"].run(state.params, state.method_state))
+      stop = preemption.check(manager, step)
+      if step % config.checkpoint_every == 0 or step == config.total_steps or stop:
+        _check_finite(state, manager)
+        checkpoint.save(manager, state, data_iterator)
+      if stop and step < config.total_steps:
+        log.warning("stopped at step %d after SIGTERM; rerun with the same --workdir to resume", step)
+        return {}
+    if "test" not in results:  # the run had finished before: score without logging again
+      results["test"] = evaluators["test"].run(state.params, state.method_state)
+    return results["test"]
+  finally:
+    progress.close()
+    preemption.restore()
+    manager.wait_until_finished()
+    manager.close()
+    writer.close()

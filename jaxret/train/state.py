@@ -1,0 +1,40 @@
+"""The train state: everything a resumed run needs, as one pytree."""
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from jax.sharding import Mesh
+
+from jaxret.train import mesh as mesh_lib
+
+
+@flax.struct.dataclass
+class TrainState:
+  """`method_state` holds what a method keeps besides parameters (batch statistics, EMA
+  encoders, hash database codes); `nonfinite_step` is -1 until a loss or gradient is NaN/Inf,
+  then the step at which it happened (the state is frozen from there on)."""
+  step: jax.Array
+  params: Any
+  method_state: Any
+  opt_state: Any
+  nonfinite_step: jax.Array
+
+
+def create(method, config: ml_collections.ConfigDict, tx: optax.GradientTransformation,
+           sample_batch: dict, mesh: Mesh) -> TrainState:
+  """Initialises parameters and method state from `config.seed`, replicated on `mesh`.
+
+  `sample_batch` holds host arrays with the per-step shapes (the values are not used beyond
+  shape inference by the method's `init_state`).
+  """
+
+  def init():
+    rng = jax.random.key(config.seed)
+    params, method_state = method.init_state(rng, config, sample_batch)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, method_state=method_state,
+                      opt_state=tx.init(params), nonfinite_step=jnp.full((), -1, jnp.int32))
+
+  return jax.jit(init, out_shardings=mesh_lib.replicated(mesh))()

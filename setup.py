@@ -1,0 +1,31 @@
+"""jaxret: attribute-aware fine-grained retrieval, person re-ID and hashing in JAX/Flax."""
+import setuptools
+
+setuptools.setup(
+    name="jaxret",
+    version="0.1.0",
+    description="Attribute-aware fine-grained image retrieval, re-ID and hashing in JAX/Flax.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=setuptools.find_packages(include=["jaxret", "jaxret.*", "launch", "configs"]),
+    install_requires=[
+        "jax>=0.7",
+        "flax>=0.10",
+        "optax>=0.2.4",
+        "orbax-checkpoint>=0.11",
+        "chex>=0.1.88",
+        "ml-collections>=1.0",
+        "grain>=0.2.12",
+        "tensorflow-datasets>=4.9.8",
+        "numpy>=1.26",
+        "pillow>=10",
+        "tqdm>=4.66",
+        "tensorboardX>=2.6",
+        "absl-py>=2.1",
+        "scikit-learn>=1.4",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+    },
+)

@@ -1,0 +1,64 @@
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from jaxret.train import loop
+from tests.train.conftest import final_state, read_metrics, tiny_config
+
+pytestmark = pytest.mark.usefixtures("compilation_cache")
+
+
+@pytest.fixture(scope="module")
+def four_device_run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("four_devices"))
+  results = loop.train(tiny_config(), workdir)
+  return workdir, results
+
+
+def test_run_writes_train_and_eval_metrics(four_device_run):
+  workdir, results = four_device_run
+  train = read_metrics(workdir, "train")
+  assert [m["step"] for m in train] == list(range(1, 7))
+  assert all(np.isfinite(m["loss"]) and "accuracy" in m and "learning_rate" in m for m in train)
+  (test,) = read_metrics(workdir, "test")
+  (val,) = read_metrics(workdir, "val")
+  for metrics in (test, val, results):
+    assert {"recall@1", "recall@2", "recall@4", "recall@8"} <= set(metrics)
+  assert test["recall@1"] == results["recall@1"]
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4", "6"]
+
+
+def test_one_device_and_four_devices_give_the_same_loss_curve(four_device_run, tmp_path):
+  workdir, _ = four_device_run
+  loop.train(tiny_config(), str(tmp_path), devices=jax.devices()[:1])
+  one = [m["loss"] for m in read_metrics(str(tmp_path))]
+  four = [m["loss"] for m in read_metrics(workdir)]
+  # Summation order differs between 1 and 4 devices: equal to float32 rounding at the first
+  # step, then that rounding grows a little with each update (a per-device BatchNorm or a
+  # wrongly sharded batch would be off by percents from the first step).
+  np.testing.assert_allclose(one[0], four[0], rtol=1e-6)
+  np.testing.assert_allclose(one, four, rtol=2e-3)
+  assert len(set(one)) == len(one)  # the loss moves: the comparison covers real updates
+
+
+def test_rerunning_a_finished_run_changes_nothing(four_device_run):
+  workdir, results = four_device_run
+  before = open(os.path.join(workdir, "metrics.jsonl")).read()
+  again = loop.train(tiny_config(), workdir)
+  assert again == pytest.approx(results)
+  assert open(os.path.join(workdir, "metrics.jsonl")).read() == before
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+  config = tiny_config(checkpoint_every=1, total_steps=20)
+  config.optimizer.learning_rate = 1e12
+  config.optimizer.schedule = "constant"
+  with pytest.raises(FloatingPointError, match=r"NaN/Inf at step (\d+).*last good checkpoint") as error:
+    loop.train(config, str(tmp_path))
+  steps = sorted(int(s) for s in os.listdir(tmp_path / "checkpoints"))
+  bad_step = int(str(error.value).split("at step ")[1].split(";")[0])
+  assert steps and steps[-1] < bad_step
+  params = final_state(str(tmp_path), steps[-1])["params"]
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(params))
