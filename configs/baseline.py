@@ -19,7 +19,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   config.dataset = options["dataset"]
 
   config.backbone = "resnet18"
-  config.backbone_width = 16
+  config.backbone_width = 0.25
   config.embedding_dim = 128
   config.image_size = 64
   config.batch_size = 32

@@ -25,8 +25,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
+  logging.getLogger().setLevel(logging.WARNING)  # orbax, jax and tensorboardX chatter at INFO
   logging.getLogger("jaxret").setLevel(logging.INFO)
-  logging.getLogger("absl").setLevel(logging.WARNING)  # orbax reports every save step at INFO
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   from jaxret.train import loop  # after initialize: nothing may touch JAX backends before it
   import jax

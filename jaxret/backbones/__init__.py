@@ -1,6 +1,6 @@
 """Backbones with torchvision's layers and names; each returns {"res2".."res5"} stage features.
 
-`get_backbone("resnet50", width=64, num_classes=None, dtype=jnp.bfloat16)` builds one by name;
+`get_backbone("resnet50", width_multiplier=1.0, num_classes=None, dtype=jnp.bfloat16)` builds one by name;
 `.stage_channels()` on the result gives the channels of each stage for heads.
 """
 from typing import Callable
@@ -19,11 +19,15 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def get_backbone(arch: str, **kwargs) -> nn.Module:
-  """The backbone called `arch`, built with `kwargs` (width / width_mult, num_classes, dtype, name)."""
+def get_backbone(arch: str, width_multiplier: float = 1.0, **kwargs) -> nn.Module:
+  """The backbone called `arch` with its channels scaled by `width_multiplier` (1.0 = the
+  published model; ResNet stem width 64 * multiplier, MobileNetV2 `width_mult`), built with
+  `kwargs` (num_classes, dtype, name)."""
   if arch not in BACKBONES:
     raise ValueError(f"Unknown backbone {arch!r}; expected one of {sorted(BACKBONES)}.")
-  return BACKBONES[arch](**kwargs)
+  if arch == "mobilenet_v2":
+    return BACKBONES[arch](width_mult=width_multiplier, **kwargs)
+  return BACKBONES[arch](width=max(1, round(64 * width_multiplier)), **kwargs)
 
 
 __all__ = ["BACKBONES", "MobileNetV2", "ResNet", "get_backbone", "mobilenet_v2", "resnet18",

@@ -1,11 +1,13 @@
 """Methods, found by name: `config.method = "deml"` imports `jaxret.methods.deml`.
 
 Every method module exposes the same surface, so the loop and evaluators never special-case one:
-- `Model(nn.Module)`: `__call__(images, *, train) -> dict` with at least "embedding" (or "code").
+- `Model(nn.Module)`: `__call__(images, *, train) -> dict` with at least "embedding" (or "code");
+  its backbone is the submodule named "backbone" (`config.init_weights` fills it).
 - `init_state(rng, config, sample_batch) -> (params, method_state)`: `method_state` holds
-  non-trained variables (batch statistics, EMA encoders, hash database codes).
+  non-trained variables ("batch_stats", EMA encoders, hash database codes).
 - `loss_fn(params, method_state, batch, rng, config) -> (loss, (metrics, new_method_state))`: pure.
-- `embed_fn(params, method_state, images, config) -> [B, D]`: what evaluation and search use.
+- `embed_fn(params, method_state, images, config) -> [B, D]`: what evaluation and search use
+  (hashing methods: the real-valued code; its sign is the hash code).
 - `update_state(params, method_state, data, config) -> method_state`: optional, run every
   `config.state_update_every` steps for work outside the gradient step.
 """

@@ -13,7 +13,7 @@ from jaxret.backbones import get_backbone
 
 class Model(nn.Module):
   backbone: str
-  backbone_width: int
+  backbone_width: float
   embedding_dim: int
   num_classes: int
   dtype: jnp.dtype = jnp.float32
@@ -21,7 +21,7 @@ class Model(nn.Module):
   @nn.compact
   def __call__(self, images: jax.Array, *, train: bool) -> dict:
     """images `[B, H, W, 3]` -> {"embedding": `[B, D]`, "logits": `[B, classes]`} (float32)."""
-    features = get_backbone(self.backbone, width=self.backbone_width, dtype=self.dtype,
+    features = get_backbone(self.backbone, width_multiplier=self.backbone_width, dtype=self.dtype,
                             name="backbone")(images, train=train)
     pooled = jnp.mean(features["res5"], axis=(1, 2))
     embedding = nn.Dense(self.embedding_dim, dtype=self.dtype, name="embedding")(pooled)

@@ -36,3 +36,34 @@ def restore_latest(manager: ocp.CheckpointManager, state: TrainState,
   restored = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract), data=grain.checkpoint.CheckpointRestore(data_iterator)))
   return restored["state"]
+
+
+def make_best_manager(workdir: str, metric: str) -> ocp.CheckpointManager:
+  """Manager under `<workdir>/best` keeping the one model with the highest validation `metric`."""
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=1, best_fn=lambda metrics: metrics[metric], best_mode="max",
+      enable_async_checkpointing=True, create=True)
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "best"), options=options)
+
+
+def save_if_best(manager: ocp.CheckpointManager, state: TrainState, val_metrics: dict[str, float]) -> None:
+  """Offers the model at `state.step` with its validation metrics; the manager keeps the best.
+
+  A step saved before a restart is not saved again (the resumed run recomputes the same model).
+  """
+  step = int(jax.device_get(state.step))
+  if step not in manager.all_steps():
+    model = {"params": state.params, "method_state": state.method_state}
+    manager.save(step, args=ocp.args.StandardSave(model), metrics=dict(val_metrics), force=True)
+
+
+def restore_best(manager: ocp.CheckpointManager, state: TrainState) -> tuple[int, dict] | None:
+  """(step, {"params", "method_state"}) of the best model, in `state`'s shapes and shardings;
+  None when no model was offered."""
+  manager.wait_until_finished()
+  step = manager.best_step()
+  if step is None:
+    return None
+  model = {"params": state.params, "method_state": state.method_state}
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, model)
+  return step, manager.restore(step, args=ocp.args.StandardRestore(abstract))

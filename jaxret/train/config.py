@@ -1,10 +1,10 @@
 """The config keys every method shares, and the checks run before anything compiles."""
-
 import jax
 import ml_collections
 
 from jaxret import methods
 from jaxret.data import datasets
+from jaxret.eval import evaluator
 
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 
@@ -17,7 +17,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data_dir = ""  # where prepared (TFDS) datasets live
   c.manual_dir = ""  # where raw downloads live
   c.backbone = "resnet18"
-  c.backbone_width = 64  # 64 = the published width; smaller gives tiny test models
+  c.backbone_width = 1.0  # channel multiplier: 1.0 = the published model; small values give tiny test models
   c.init_weights = ""  # path of ImageNet weights for the backbone; "" = random init
   c.image_size = 64
   c.batch_size = 32  # global, over all devices and processes
@@ -34,6 +34,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.val_classes = 10  # training classes carved out for validation (model selection)
+  c.data.val_images_per_class = 5  # hashing protocol: validation queries per class
+  c.data.query_images_per_class = 10  # hashing protocol: test queries per class
   c.data.random_flip = True
   c.data.synthetic_images_per_class = 60
   c.data.synthetic_seed = 0  # fixes the rendered classes; independent of the training seed
@@ -54,9 +56,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer.lr_multipliers = ()  # ((regex on the parameter path, factor), ...)
 
   c.eval = ml_collections.ConfigDict()
+  c.eval.protocol = "retrieval"  # retrieval | reid | hashing
   c.eval.batch_size = 128
-  c.eval.ks = (1, 2, 4, 8)
-  c.eval.metric = "cosine"
+  c.eval.ks = (1, 2, 4, 8)  # retrieval: Recall@K
+  c.eval.metric = "cosine"  # retrieval and re-ID: cosine | euclidean
+  c.eval.topk = 0  # hashing: also report map@topk when > 0
+  c.eval.selection_metric = ""  # validation metric that picks the best checkpoint; "" = protocol default
   return c
 
 
@@ -76,6 +81,15 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
   for key in ("eval_every", "checkpoint_every", "state_update_every", "num_workers"):
     if config[key] < 0:
       raise ValueError(f"config.{key}={config[key]}: expected 0 or a positive integer")
+  if config.eval.protocol not in evaluator.SELECTION_METRICS:
+    raise ValueError(f"config.eval.protocol={config.eval.protocol!r}: expected one of "
+                     f"{tuple(evaluator.SELECTION_METRICS)}")
+  if config.eval.metric not in ("cosine", "euclidean"):
+    raise ValueError(f"config.eval.metric={config.eval.metric!r}: expected 'cosine' or 'euclidean'")
+  names = evaluator.metric_names(config)
+  if config.eval.selection_metric and config.eval.selection_metric not in names:
+    raise ValueError(f"config.eval.selection_metric={config.eval.selection_metric!r}: expected one of "
+                     f"the {config.eval.protocol} metrics {names}")
   for key, value in (("batch_size", config.batch_size), ("eval.batch_size", config.eval.batch_size)):
     if value % num_devices:
       raise ValueError(

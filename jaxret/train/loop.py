@@ -13,7 +13,7 @@ import tqdm
 
 from jaxret import methods
 from jaxret.data import datasets, pipeline
-from jaxret.eval.evaluator import RetrievalEvaluator
+from jaxret.eval import evaluator as evaluator_lib
 from jaxret.train import checkpoint, config as config_lib, mesh as mesh_lib, optimizer, step as step_lib
 from jaxret.train import state as state_lib
 from jaxret.train.metrics_writer import MetricsWriter
@@ -49,6 +49,16 @@ def _check_finite(state: state_lib.TrainState, manager) -> None:
     raise FloatingPointError(
         f"loss or gradients became NaN/Inf at step {bad + 1}; training stopped. The last good "
         f"checkpoint (step {manager.latest_step()}) is kept in {manager.directory}")
+
+
+def score_test(evaluator, state: state_lib.TrainState, best) -> dict[str, float]:
+  """Test metrics of the model chosen on validation (the last model when there is no validation),
+  with `checkpoint_step`, the step of the model scored."""
+  chosen = checkpoint.restore_best(best, state) if best is not None else None
+  if chosen is None:
+    chosen = int(jax.device_get(state.step)), {"params": state.params, "method_state": state.method_state}
+  step, model = chosen
+  return {**evaluator.run(model["params"], model["method_state"]), "checkpoint_step": step}
 
 
 def with_dataset_info(config: ml_collections.ConfigDict, data: datasets.DatasetSplits) -> ml_collections.ConfigDict:
@@ -88,14 +98,17 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
     log.info("restored from step %d in %s", start_step, workdir)
   writer = MetricsWriter(workdir, resumed_step=start_step)
   train_step = step_lib.compile_train_step(method, config, tx, schedule, mesh)
-  evaluators = {"test": RetrievalEvaluator(data.test, method, config, mesh)}
+  embedder = evaluator_lib.Embedder(method, config, mesh)
+  test_evaluator = evaluator_lib.make_evaluator(data.test, data.database, embedder)
+  val_evaluator, best = None, None
   if data.val is not None:
-    evaluators = {"val": RetrievalEvaluator(data.val, method, config, mesh), **evaluators}
+    val_evaluator = evaluator_lib.make_evaluator(data.val, data.database, embedder)
+    best = checkpoint.make_best_manager(workdir, evaluator_lib.selection_metric(config))
   preemption = _Preemption()
   progress = tqdm.tqdm(total=config.total_steps, initial=start_step, unit="step",
                        disable=jax.process_index() != 0, dynamic_ncols=True)
   last_time, last_step = time.perf_counter(), start_step
-  results = {}
+  results = None
   try:
     for step in range(start_step + 1, config.total_steps + 1):
       state, metrics = train_step(state, mesh_lib.global_batch(next(data_iterator), mesh))
@@ -109,12 +122,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
         images_per_second = (step - last_step) * config.batch_size / (now - last_time)
         progress.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{images_per_second:.1f}")
         last_time, last_step = now, step
-      if step == config.total_steps:  # before the last save, so a resumed finished run skips it
-        for split, evaluator in evaluators.items():
-          results[split] = evaluator.run(state.params, state.method_state)
-          writer.write(step, split, results[split])
-      elif "val" in evaluators and config.eval_every and step % config.eval_every == 0:
-        writer.write(step, "val", evaluators["val"].run(state.params, state.method_state))
+      last = step == config.total_steps
+      if val_evaluator is not None and (last or (config.eval_every and step % config.eval_every == 0)):
+        val_metrics = val_evaluator.run(state.params, state.method_state)
+        writer.write(step, "val", val_metrics)
+        checkpoint.save_if_best(best, state, val_metrics)
+      if last:  # before the last save, so a resumed finished run does not log it again
+        results = score_test(test_evaluator, state, best)
+        writer.write(step, "test", results)
       stop = preemption.check(manager, step)
       if step % config.checkpoint_every == 0 or step == config.total_steps or stop:
         _check_finite(state, manager)
@@ -122,12 +137,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
       if stop and step < config.total_steps:
         log.warning("stopped at step %d after SIGTERM; rerun with the same --workdir to resume", step)
         return {}
-    if "test" not in results:  # the run had finished before: score without logging again
-      results["test"] = evaluators["test"].run(state.params, state.method_state)
-    return results["test"]
+    if results is None:  # the run had finished before: score without logging again
+      results = score_test(test_evaluator, state, best)
+    return results
   finally:
     progress.close()
     preemption.restore()
-    manager.wait_until_finished()
-    manager.close()
+    for m in (manager, best):
+      if m is not None:
+        m.wait_until_finished()
+        m.close()
     writer.close()

@@ -11,7 +11,10 @@ DATA_AXIS = "data"
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   """A 1-D mesh over `devices` (default: every device of every process)."""
-  return Mesh(np.asarray(jax.devices() if devices is None else devices), (DATA_AXIS,))
+  devices = jax.devices() if devices is None else list(devices)
+  if not devices:
+    raise ValueError("a mesh needs at least one device; got an empty device list")
+  return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
 def data_sharding(mesh: Mesh) -> NamedSharding:

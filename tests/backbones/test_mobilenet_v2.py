@@ -52,7 +52,7 @@ def test_stage_shapes_follow_torch_floor_formulas():
       "res2": (1, s2, s2, 24), "res3": (1, s3, s3, 32), "res4": (1, s4, s4, 96), "res5": (1, s5, s5, 1280),
       "logits": (1, 10)}
   assert model.stage_channels() == {"res2": 24, "res3": 32, "res4": 96, "res5": 1280}
-  wide = get_backbone("mobilenet_v2", width_mult=1.4)
+  wide = get_backbone("mobilenet_v2", width_multiplier=1.4)
   _, outputs = _shapes(wide, 64)
   assert wide.stage_channels() == {k: v.shape[-1] for k, v in outputs.items()} == {
       "res2": 32, "res3": 48, "res4": 136, "res5": 1792}
@@ -180,7 +180,7 @@ def _random_variables(model: MobileNetV2, images: jnp.ndarray, seed: int) -> dic
 
 def test_forward_matches_torchvision_reference():
   # 64 px keeps every stride-2 input even, where 'SAME' padding would differ from torch's.
-  model = get_backbone("mobilenet_v2", width_mult=0.25, num_classes=5)
+  model = get_backbone("mobilenet_v2", width_multiplier=0.25, num_classes=5)
   images = jax.random.normal(jax.random.key(1), (2, 64, 64, 3))
   variables = _random_variables(model, images, seed=2)
   got = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, images)
@@ -195,7 +195,7 @@ def test_forward_matches_torchvision_reference():
 
 
 def test_train_updates_batch_stats_and_eval_does_not():
-  model = get_backbone("mobilenet_v2", width_mult=0.25, num_classes=3)
+  model = get_backbone("mobilenet_v2", width_multiplier=0.25, num_classes=3)
   images = jax.random.normal(jax.random.key(1), (4, 32, 32, 3))
   variables = _random_variables(model, images, seed=2)
   apply = jax.jit(model.apply, static_argnames=("train", "mutable", "capture_intermediates"))
@@ -220,7 +220,7 @@ def test_train_updates_batch_stats_and_eval_does_not():
 
 
 def test_bfloat16_compute_keeps_float32_params():
-  model = get_backbone("mobilenet_v2", width_mult=0.25, num_classes=3, dtype=jnp.bfloat16)
+  model = get_backbone("mobilenet_v2", width_multiplier=0.25, num_classes=3, dtype=jnp.bfloat16)
   images = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
   initialized = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), images)
   assert {p.dtype for p in jax.tree.leaves(initialized)} == {jnp.dtype(jnp.float32)}
@@ -236,5 +236,5 @@ def test_bfloat16_compute_keeps_float32_params():
 
 
 def test_get_backbone_builds_mobilenet_v2():
-  model = get_backbone("mobilenet_v2", width_mult=0.5, num_classes=7)
+  model = get_backbone("mobilenet_v2", width_multiplier=0.5, num_classes=7)
   assert isinstance(model, MobileNetV2) and model.width_mult == 0.5 and model.num_classes == 7

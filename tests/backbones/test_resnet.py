@@ -174,7 +174,7 @@ def _random_variables(model: ResNet, images: jnp.ndarray, seed: int) -> dict:
 @pytest.mark.parametrize("name,width", [("resnet18", 8), ("resnet50", 4)])
 def test_forward_matches_torchvision_reference(name, width):
   # 64 px keeps every stride-2 input even, where 'SAME' padding would differ from torch's.
-  model = get_backbone(name, width=width, num_classes=5)
+  model = get_backbone(name, width_multiplier=width / 64, num_classes=5)
   images = jax.random.normal(jax.random.key(1), (2, 64, 64, 3))
   variables = _random_variables(model, images, seed=2)
   got = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, images)
@@ -190,7 +190,7 @@ def test_forward_matches_torchvision_reference(name, width):
 
 
 def test_train_updates_batch_stats_and_eval_does_not():
-  model = get_backbone("resnet18", width=4, num_classes=3)
+  model = get_backbone("resnet18", width_multiplier=4 / 64, num_classes=3)
   images = jax.random.normal(jax.random.key(1), (4, 32, 32, 3))
   variables = _random_variables(model, images, seed=2)
   apply = jax.jit(model.apply, static_argnames=("train", "mutable", "capture_intermediates"))
@@ -213,7 +213,7 @@ def test_train_updates_batch_stats_and_eval_does_not():
 
 
 def test_bfloat16_compute_keeps_float32_params():
-  model = get_backbone("resnet18", width=4, num_classes=3, dtype=jnp.bfloat16)
+  model = get_backbone("resnet18", width_multiplier=4 / 64, num_classes=3, dtype=jnp.bfloat16)
   images = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
   initialized = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), images)
   assert {p.dtype for p in jax.tree.leaves(initialized)} == {jnp.dtype(jnp.float32)}
@@ -232,7 +232,7 @@ def test_bfloat16_compute_keeps_float32_params():
 
 def test_get_backbone_names():
   assert set(BACKBONES) == {"resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2"}
-  model = get_backbone("resnet34", width=8, num_classes=7)
+  model = get_backbone("resnet34", width_multiplier=8 / 64, num_classes=7)
   assert isinstance(model, ResNet) and model.width == 8 and model.num_classes == 7
   with pytest.raises(ValueError, match="resnet18.*") as err:
     get_backbone("resnet152")

@@ -53,9 +53,16 @@ def test_batch_size_not_divisible_by_devices_stops_before_compiling(tmp_path):
     ("method", "deeml", "config.method='deeml'"),
     ("compute_dtype", "fp16", "config.compute_dtype='fp16'"),
     ("total_steps", 0, "config.total_steps=0"),
+    ("eval.protocol", "reID", "config.eval.protocol='reID'"),
+    ("eval.metric", "l2", "config.eval.metric='l2'"),
+    ("eval.selection_metric", "rank1", "config.eval.selection_metric='rank1'.*retrieval metrics"),
 ])
 def test_bad_values_are_named(key, value, message):
   config = baseline.get_config()
-  config[key] = value
+  *parents, leaf = key.split(".")
+  target = config
+  for parent in parents:
+    target = target[parent]
+  target[leaf] = value
   with pytest.raises(ValueError, match=message):
     config_lib.validate(config, num_devices=1)

@@ -1,0 +1,118 @@
+"""Evaluators the train loop runs: embed a split with the method, score it with its field's protocol.
+
+- `RetrievalEvaluator`: the split is its own gallery, each query excluding itself (Recall@K & co).
+- `ReidEvaluator`: the split divided into query / gallery by (identity, camera), Market-1501 style.
+- `HashingEvaluator`: the split's codes (signs of the embedding) ranked against a database's.
+
+Each has `run(params, method_state) -> dict[str, float]`; `make_evaluator` picks one by
+`config.eval.protocol`, and `SELECTION_METRICS` names the metric that picks the best checkpoint.
+"""
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh
+
+from jaxret import eval as eval_lib
+from jaxret.data import pipeline, splits
+from jaxret.train import mesh as mesh_lib
+
+# The default validation metric for model selection, per protocol (higher is better).
+SELECTION_METRICS = {"retrieval": "recall@1", "reid": "map", "hashing": "map"}
+
+
+def metric_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The metrics the evaluator of `config.eval.protocol` reports."""
+  if config.eval.protocol == "retrieval":
+    return tuple(f"recall@{k}" for k in config.eval.ks) + ("precision@1", "r_precision", "map@r", "map", "nmi")
+  if config.eval.protocol == "reid":
+    return ("rank1", "rank5", "rank10", "rank20", "map", "minp")
+  return ("map", "map_tie_aware") + ((f"map@{config.eval.topk}",) if config.eval.topk else ())
+
+
+def selection_metric(config: ml_collections.ConfigDict) -> str:
+  return config.eval.selection_metric or SELECTION_METRICS[config.eval.protocol]
+
+
+class Embedder:
+  """Embeds every example of a source with `method.embed_fn`, sharded over the mesh."""
+
+  def __init__(self, method, config: ml_collections.ConfigDict, mesh: Mesh):
+    self.config = config
+    self.mesh = mesh
+    replicated = mesh_lib.replicated(mesh)
+    self._embed = jax.jit(lambda params, state, images: method.embed_fn(params, state, images, config),
+                          in_shardings=(replicated, replicated, mesh_lib.data_sharding(mesh)),
+                          out_shardings=replicated)
+    self._replicate = jax.jit(lambda x: x, out_shardings=replicated)
+
+  def __call__(self, source: Any, params, method_state, fields=("label",)) -> dict[str, np.ndarray]:
+    """-> {"embedding": float32 `[N, D]`, and each of `fields`: `[N]`}, in source order."""
+    dataset = pipeline.eval_dataset(source, global_batch=self.config.eval.batch_size,
+                                    process_index=jax.process_index(), process_count=jax.process_count())
+    columns = {name: [] for name in ("embedding", "valid", *fields)}
+    for i in range(len(dataset)):
+      local = dataset[i]
+      batch = mesh_lib.global_batch({k: local[k] for k in ("image", "valid", *fields)}, self.mesh)
+      columns["embedding"].append(np.asarray(self._embed(params, method_state, batch["image"])))
+      meta = self._replicate({k: batch[k] for k in ("valid", *fields)})
+      for name in ("valid", *fields):
+        columns[name].append(np.asarray(meta[name]))
+    valid = np.concatenate(columns.pop("valid"))
+    return {name: np.concatenate(parts)[valid] for name, parts in columns.items()}
+
+
+class RetrievalEvaluator:
+  """Metric-learning protocol: `recall@K` for `config.eval.ks`, `precision@1`, `r_precision`,
+  `map@r`, `map` and `nmi` (`jaxret.eval.retrieval_metrics`), the split its own gallery."""
+
+  def __init__(self, source: Any, embedder: Embedder):
+    self.source, self.embed = source, embedder
+
+  def run(self, params, method_state) -> dict[str, float]:
+    split = self.embed(self.source, params, method_state)
+    config = self.embed.config
+    return eval_lib.retrieval_metrics(split["embedding"], split["label"], ks=tuple(config.eval.ks),
+                                      metric=config.eval.metric, mesh=self.embed.mesh)
+
+
+class ReidEvaluator:
+  """Re-ID protocol (`jaxret.eval.reid_metrics`: `rank1/5/10/20`, `map`, `minp`): the split's
+  first image of each (identity, camera) is a query, the rest is the gallery."""
+
+  def __init__(self, source: Any, embedder: Embedder):
+    self.source, self.embed = source, embedder
+
+  def run(self, params, method_state) -> dict[str, float]:
+    split = self.embed(self.source, params, method_state, fields=("label", "camera"))
+    query, gallery = splits.reid_query_gallery(split["label"], split["camera"])
+    q, g = ({k: v[i] for k, v in split.items()} for i in (query, gallery))
+    return eval_lib.reid_metrics(q["embedding"], q["label"], q["camera"], g["embedding"], g["label"],
+                                 g["camera"], metric=self.embed.config.eval.metric, mesh=self.embed.mesh)
+
+
+class HashingEvaluator:
+  """Hashing protocol (`jaxret.eval.hashing_metrics`: `map`, `map_tie_aware`, `map@K` when
+  `config.eval.topk`): codes sign(embedding) in {-1, +1} (0 -> +1), the split's queries ranked
+  against all of `database` by Hamming distance."""
+
+  def __init__(self, source: Any, database: Any, embedder: Embedder):
+    self.source, self.database, self.embed = source, database, embedder
+
+  def run(self, params, method_state) -> dict[str, float]:
+    query, database = (self.embed(s, params, method_state) for s in (self.source, self.database))
+    codes = [np.where(x["embedding"] >= 0, 1, -1).astype(np.int8) for x in (query, database)]
+    topk = self.embed.config.eval.topk or None
+    return eval_lib.hashing_metrics(codes[0], query["label"], codes[1], database["label"],
+                                    topk=topk, mesh=self.embed.mesh)
+
+
+def make_evaluator(source: Any, database: Any | None, embedder: Embedder):
+  """The evaluator of `config.eval.protocol` for one split (`database`: hashing only)."""
+  protocol = embedder.config.eval.protocol
+  if protocol == "hashing":
+    if database is None:
+      raise ValueError("config.eval.protocol='hashing' needs a dataset with a hashing database split")
+    return HashingEvaluator(source, database, embedder)
+  return {"retrieval": RetrievalEvaluator, "reid": ReidEvaluator}[protocol](source, embedder)
