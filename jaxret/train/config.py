@@ -1,4 +1,6 @@
 """The config keys every method shares, and the checks run before anything compiles."""
+import os
+
 import jax
 import ml_collections
 
@@ -70,9 +72,9 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
   num_devices = jax.device_count() if num_devices is None else num_devices
   methods.get_method(config.method)
   datasets.check_available(config)
-  if config.init_weights:
-    raise ValueError(f"config.init_weights={config.init_weights!r}: importing pretrained weights "
-                     "is not available yet (jaxret.weights); leave it empty for random init")
+  if config.init_weights and not os.path.isfile(config.init_weights):
+    raise ValueError(f"config.init_weights={config.init_weights!r}: no such file; expected a "
+                     "torchvision .pth / .safetensors or a launch.convert_weights .npz (or '')")
   if config.compute_dtype not in COMPUTE_DTYPES:
     raise ValueError(f"config.compute_dtype={config.compute_dtype!r}: expected one of {COMPUTE_DTYPES}")
   for key in ("batch_size", "total_steps", "image_size", "log_every"):

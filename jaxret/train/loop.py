@@ -93,6 +93,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
   restored = checkpoint.restore_latest(manager, state, data_iterator)
   if restored is not None:
     state = restored
+  elif config.init_weights:
+    state = state_lib.with_pretrained_backbone(state, config)
   start_step = int(jax.device_get(state.step))
   if restored is not None:
     log.info("restored from step %d in %s", start_step, workdir)

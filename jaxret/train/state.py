@@ -8,6 +8,7 @@ import ml_collections
 import optax
 from jax.sharding import Mesh
 
+from jaxret import weights
 from jaxret.train import mesh as mesh_lib
 
 
@@ -42,3 +43,10 @@ def create(method, config: ml_collections.ConfigDict, tx: optax.GradientTransfor
 
   return jax.jit(init, out_shardings=mesh_lib.replicated(mesh))()
 
+
+def with_pretrained_backbone(state: TrainState, config: ml_collections.ConfigDict) -> TrainState:
+  """`state` with the module named "backbone" (its parameters and batch statistics) read from
+  `config.init_weights` (torchvision `.pth` / `.safetensors`, or a `launch.convert_weights` file)."""
+  params, batch_stats = weights.load_backbone_variables(
+      config.init_weights, config.backbone, state.params, state.method_state["batch_stats"])
+  return state.replace(params=params, method_state={**state.method_state, "batch_stats": batch_stats})

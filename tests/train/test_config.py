@@ -53,6 +53,7 @@ def test_batch_size_not_divisible_by_devices_stops_before_compiling(tmp_path):
     ("method", "deeml", "config.method='deeml'"),
     ("compute_dtype", "fp16", "config.compute_dtype='fp16'"),
     ("total_steps", 0, "config.total_steps=0"),
+    ("init_weights", "/no/resnet18.pth", "config.init_weights='/no/resnet18.pth': no such file"),
     ("eval.protocol", "reID", "config.eval.protocol='reID'"),
     ("eval.metric", "l2", "config.eval.metric='l2'"),
     ("eval.selection_metric", "rank1", "config.eval.selection_metric='rank1'.*retrieval metrics"),
