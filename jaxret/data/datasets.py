@@ -1,31 +1,46 @@
-"""Datasets by name: `config.dataset` -> train / val / test sources and their label spaces."""
+"""Datasets by name: `config.dataset` -> train / val / test sources and their label spaces.
+
+`synthetic` is generated on the fly; the others are read from `config.data_dir`, prepared by
+`python -m launch.prepare_data` (jaxret.data.builders) or, for TFDS's stock builders, by
+`tfds build` (jaxret.data.stock). The protocol follows
+`config.eval.protocol`:
+- retrieval: open-set classes (`splits.OPEN_SET_SPLITS`, else the first half of the classes
+  train); datasets with query / gallery splits (In-Shop) use them.
+- reid: train identities train; query against gallery; validation identities carved from train.
+- hashing: query = the test split, database = the train split (validation images carved from
+  each training class).
+"""
 import dataclasses
 from typing import Any
 
 import ml_collections
+import numpy as np
 
-from jaxret.data import splits
-from jaxret.data import synthetic
+from jaxret.data import builders, pipeline, splits, stock, synthetic
 from jaxret.data.subset import Subset
 
-DATASETS = ("synthetic",)
+DATASETS = ("synthetic", *sorted(builders.BUILDERS), *sorted(stock.STOCK_DATASETS))
+# Open-set protocols that take training and test classes from different official splits.
+OPEN_SET_SOURCES = {"fashion_mnist": ("train", "test")}  # classes 0-4 train, test images of 5-9
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSplits:
   """Random-access sources (grain protocol: `len`, `[i] -> dict`) for one protocol.
 
-  `train` labels are remapped by the pipeline to 0..num_train_classes-1. Open-set protocols
-  (retrieval, re-ID): `val` and `test` hold classes never seen in training, each scored against
-  itself. Hashing: `val` and `test` are queries of the training classes, scored against
-  `database` (the training images).
+  `train` labels are remapped by the pipeline to 0..num_train_classes-1. `test` (and `val`)
+  are queries ranked against `test_gallery` (`val_gallery`); without a gallery a split is its
+  own gallery (retrieval: each query excludes itself; re-ID: split by identity and camera).
+  Open-set protocols: `val` and `test` hold classes never seen in training. Hashing: they are
+  held-out images of the training classes and the gallery is the training set.
   """
   train: Any
   val: Any | None
   test: Any
   train_classes: tuple[int, ...]
   attribute_sizes: tuple[int, ...] = ()
-  database: Any | None = None
+  test_gallery: Any | None = None
+  val_gallery: Any | None = None
 
   @property
   def num_train_classes(self) -> int:
@@ -33,15 +48,25 @@ class DatasetSplits:
 
 
 def check_available(config: ml_collections.ConfigDict) -> None:
-  """Raises a ValueError naming `config.dataset` when it is unknown or not prepared."""
+  """Raises a ValueError naming `config.dataset` when it is unknown, or DatasetNotPreparedError
+  (with the command to run) when it is not prepared in `config.data_dir`."""
   if config.dataset not in DATASETS:
     raise ValueError(f"config.dataset={config.dataset!r} is not a known dataset: expected one of {DATASETS}")
+  if config.dataset != "synthetic":
+    if not config.data_dir:
+      raise ValueError(f"config.data_dir is empty: dataset {config.dataset!r} is read from a TFDS data folder "
+                       f"made by `python -m launch.prepare_data --dataset {config.dataset} --manual_dir RAW "
+                       "--data_dir DIR`; pass --config.data_dir=DIR")
+    names, read = _splits_of(config)
+    read(names[0])
 
 
 def load(config: ml_collections.ConfigDict) -> DatasetSplits:
   """Builds the splits of `config.dataset` for `config.eval.protocol`, with a validation split
   for model selection."""
   check_available(config)
+  if config.dataset != "synthetic":
+    return _load_prepared(config)
   num_classes = synthetic.NUM_CLASSES
   images_per_class = config.data.synthetic_images_per_class
 
@@ -60,10 +85,11 @@ def load(config: ml_collections.ConfigDict) -> DatasetSplits:
       return Subset(everything, [c * images_per_class + i for c in range(num_classes) for i in within_class])
 
     train, val, test = map(images, positions)
-    return DatasetSplits(train=train, val=val if len(val) else None, test=test, database=train,
-                         train_classes=tuple(range(num_classes)), attribute_sizes=attribute_sizes)
+    return DatasetSplits(train=train, val=val if len(val) else None, test=test, test_gallery=train,
+                         val_gallery=train, train_classes=tuple(range(num_classes)),
+                         attribute_sizes=attribute_sizes)
 
-  train_pool, test_classes = splits.open_set_classes(num_classes)
+  train_pool, test_classes = splits.paper_open_set_classes(config.dataset)
   train_classes, val_classes = splits.carve_validation(train_pool, config.data.val_classes)
   return DatasetSplits(
       train=source(train_classes),
@@ -71,3 +97,63 @@ def load(config: ml_collections.ConfigDict) -> DatasetSplits:
       test=source(test_classes),
       train_classes=tuple(train_classes),
       attribute_sizes=attribute_sizes)
+
+
+def _splits_of(config: ml_collections.ConfigDict):
+  """(split names, read(split) -> source) of a prepared dataset."""
+  name = config.dataset
+  if name in stock.STOCK_DATASETS:
+    return stock.STOCK_DATASETS[name][1], lambda split: stock.StockSource(name, config.data_dir, split)
+  return builders.BUILDERS[name].splits, lambda split: builders.load_split(name, config.data_dir, split)
+
+
+def _load_prepared(config: ml_collections.ConfigDict) -> DatasetSplits:
+  name, protocol = config.dataset, config.eval.protocol
+  available, read = _splits_of(config)
+
+  def of_classes(source, classes):
+    return Subset(source, np.flatnonzero(np.isin(pipeline.labels_of(source), list(classes))))
+
+  if protocol == "hashing":
+    test_split = "test" if "test" in available else available[-1]  # food101: validation
+    train_split = "+".join(s for s in available if s not in (test_split, "query", "gallery"))
+    train_all, test = read(train_split), read(test_split)
+    labels = pipeline.labels_of(train_all)
+    train_idx, val_idx = splits.carve_images(labels, config.data.val_images_per_class)
+    train = Subset(train_all, train_idx)
+    val = Subset(train_all, val_idx) if len(val_idx) else None
+    return DatasetSplits(train=train, val=val, test=test, test_gallery=train, val_gallery=train,
+                         train_classes=tuple(int(c) for c in np.unique(labels)),
+                         attribute_sizes=_attribute_sizes(train_all))
+
+  if "query" in available:  # re-ID and In-Shop: official query / gallery
+    train_all = read("train")
+    train_classes, val_classes = splits.carve_validation(
+        np.unique(pipeline.labels_of(train_all)).tolist(), config.data.val_classes)
+    return DatasetSplits(train=of_classes(train_all, train_classes),
+                         val=of_classes(train_all, val_classes) if val_classes else None,
+                         test=read("query"), test_gallery=read("gallery"),
+                         train_classes=tuple(train_classes), attribute_sizes=_attribute_sizes(train_all))
+
+  if protocol == "reid":
+    raise ValueError(f"config.eval.protocol='reid' needs query / gallery splits; dataset {name!r} has {available}")
+  train_split, test_split = OPEN_SET_SOURCES.get(name, ("+".join(available),) * 2)
+  train_source, test_source = read(train_split), read(test_split)
+  classes = np.unique(pipeline.labels_of(train_source)).tolist()
+  if name in splits.OPEN_SET_SPLITS:
+    if len(classes) != splits.OPEN_SET_SPLITS[name][0]:
+      raise ValueError(f"dataset {name!r} in {config.data_dir} has {len(classes)} classes; its open-set "
+                       f"protocol expects {splits.OPEN_SET_SPLITS[name][0]} (an incomplete preparation?)")
+    train_pool, test_classes = splits.paper_open_set_classes(name)
+  else:
+    train_pool, test_classes = splits.open_set_classes(len(classes))
+  train_pool, test_classes = [classes[i] for i in train_pool], [classes[i] for i in test_classes]
+  train_classes, val_classes = splits.carve_validation(train_pool, config.data.val_classes)
+  return DatasetSplits(train=of_classes(train_source, train_classes),
+                       val=of_classes(train_source, val_classes) if val_classes else None,
+                       test=of_classes(test_source, test_classes), train_classes=tuple(train_classes),
+                       attribute_sizes=_attribute_sizes(train_source))
+
+
+def _attribute_sizes(source) -> tuple[int, ...]:
+  return tuple(source.metadata.get("attribute_sizes", ()))

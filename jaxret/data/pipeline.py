@@ -4,11 +4,15 @@ Every process sees the same global order of examples; process p reads rows
 [p * b, (p + 1) * b) of each global batch (b = global batch / process count), so a run on
 P processes assembles exactly the global batches a one-process run reads.
 """
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grain
 import numpy as np
+from absl import flags
+
+from jaxret.data import augment
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -43,34 +47,131 @@ class ProcessRows(grain.MapDataset):
     return f"ProcessRows(rows={self._rows}, offset={self._offset}, global_batch={self._global_batch})"
 
 
+def image_shape(config) -> tuple[int, int]:
+  """(H, W) of the network input: `config.image_size` square, or `image_height` x `image_size`."""
+  return (config.image_height or config.image_size, config.image_size)
+
+
+def train_transform(config) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
+  """uint8 image, rng -> augmented uint8 image of `image_shape(config)`, by `config.data.augment`:
+  "resize" (to the input size), "random_crop" (resize the shorter side to `data.resize_size`,
+  then a random crop) or "random_resized_crop"; then a flip (`data.random_flip`) and colour
+  jitter of strength `data.color_jitter` (0 = none)."""
+  shape, data = image_shape(config), config.data
+
+  def transform(image, rng):
+    if data.augment == "random_resized_crop":
+      image = augment.random_resized_crop(image, shape, rng)
+    elif data.augment == "random_crop":
+      image = augment.random_crop(augment.resize(image, data.resize_size), shape, rng)
+    else:
+      image = augment.resize(image, shape)
+    if data.random_flip:
+      image = augment.flip(image, rng)
+    if data.color_jitter:
+      image = augment.color_jitter(image, rng, data.color_jitter)
+    return image
+
+  return transform
+
+
+def eval_transform(config) -> Callable[[np.ndarray], np.ndarray]:
+  """uint8 image -> uint8 image of `image_shape(config)`: the shorter side resized to
+  `data.resize_size` then the central crop when training crops, else a plain resize."""
+  shape, data = image_shape(config), config.data
+  if data.augment in ("random_crop", "random_resized_crop") and data.resize_size:
+    return lambda image: augment.center_crop(augment.resize(image, data.resize_size), shape)
+  return lambda image: augment.resize(image, shape)
+
+
 def train_dataset(
     source: Any, *, train_classes: Sequence[int], global_batch: int, seed: int,
-    random_flip: bool = True, process_index: int = 0, process_count: int = 1,
+    transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] = augment.flip,
+    classes_per_batch: int = 0, process_index: int = 0, process_count: int = 1,
     num_workers: int = 0) -> grain.IterDataset:
-  """Endless shuffled training batches for this process (reshuffled every epoch).
+  """Endless training batches for this process, deterministic given `seed`.
 
-  Labels are remapped to 0..len(train_classes)-1. Yields dicts of numpy arrays:
-  `image` float32 `[b, H, W, 3]`, `label` int32 `[b]`, plus the source's other fields.
-  The iterator is checkpointable (`get_state` / `set_state`).
+  Order: reshuffled every epoch, or with `classes_per_batch` P > 0 the P x K identity sampling
+  of `PKBatches` (K = global_batch / P). `transform(image, rng)` augments each uint8 image,
+  seeded by its position in the stream. Labels are remapped to 0..len(train_classes)-1.
+  Yields dicts of numpy arrays: `image` float32 `[b, H, W, 3]`, `label` int32 `[b]`, plus the
+  source's other numeric fields. The iterator is checkpointable (`get_state` / `set_state`).
   """
   lookup = {c: i for i, c in enumerate(train_classes)}
 
   def prepare(example, rng: np.random.Generator):
-    example = dict(example)
-    image = example["image"]
-    if random_flip and rng.random() < 0.5:
-      image = image[:, ::-1]
-    example["image"] = normalize(image)
+    # Numeric fields only: text (file names) cannot go onto devices.
+    example = {k: v for k, v in example.items() if np.asarray(v).dtype.kind in "biuf"}
+    example["image"] = normalize(transform(example["image"], rng))
     example["label"] = np.int32(lookup[int(example["label"])])
     return example
 
-  ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+  if classes_per_batch:
+    if global_batch % classes_per_batch:
+      raise ValueError(f"batch size {global_batch} is not a multiple of {classes_per_batch} classes per batch")
+    ds = PKBatches(grain.MapDataset.source(source), labels_of(source), classes_per_batch,
+                   global_batch // classes_per_batch, seed)
+  else:
+    ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
   ds = ds.random_map(prepare, seed=seed)  # before slicing: augmentation depends on global position
   ds = ProcessRows(ds, global_batch, process_index, process_count)
   ds = ds.batch(global_batch // process_count, drop_remainder=True).to_iter_dataset()
   if num_workers:
+    if not flags.FLAGS.is_parsed():  # grain's workers read absl flags (google/grain#1355): notebooks, tests
+      flags.FLAGS.mark_as_parsed()
     ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
   return ds
+
+
+def labels_of(source: Any) -> np.ndarray:
+  """The class label of every example: from `source.labels` or a prepared source's `columns()`
+  when it has them (no image decoding), else read example by example."""
+  labels = getattr(source, "labels", None)
+  if labels is None and hasattr(source, "columns"):
+    labels = source.columns()["label"]
+  if labels is None:
+    labels = [source[i]["label"] for i in range(len(source))]
+  return np.asarray(labels, np.int64)
+
+
+class PKBatches(grain.MapDataset):
+  """Endless P x K identity sampling for pairwise losses: batch b (examples b*P*K ..) holds P
+  distinct classes drawn uniformly, K images each (drawn without replacement, or with
+  replacement when a class has fewer than K), grouped by class.
+
+  Batch b depends only on (seed, b), so any position of the stream is reproducible.
+  """
+
+  def __init__(self, parent: grain.MapDataset, labels: np.ndarray, p: int, k: int, seed: int):
+    super().__init__(parent)
+    classes, inverse = np.unique(labels, return_inverse=True)
+    if p > len(classes) or p < 1 or k < 1:
+      raise ValueError(f"P x K sampling with P={p} classes per batch and K={k} images: expected "
+                       f"1 <= P <= {len(classes)} (the classes in the source) and K >= 1")
+    self._members = [np.flatnonzero(inverse == c) for c in range(len(classes))]
+    self._p, self._k, self._seed = p, k, seed
+    self._last = (-1, np.zeros(0, np.int64))  # the batch read last: P * K reads per batch
+
+  def __len__(self) -> int:
+    return sys.maxsize
+
+  def batch_indices(self, batch: int) -> np.ndarray:
+    """Source indices of batch `batch`, `[P * K]`."""
+    if self._last[0] != batch:
+      rng = np.random.default_rng([self._seed, batch])
+      chosen = rng.choice(len(self._members), self._p, replace=False)
+      self._last = batch, np.concatenate([
+          rng.choice(self._members[c], self._k, replace=len(self._members[c]) < self._k) for c in chosen])
+    return self._last[1]
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    batch, position = divmod(index, self._p * self._k)
+    return self._parent[int(self.batch_indices(batch)[position])]
+
+  def __str__(self) -> str:
+    return f"PKBatches(P={self._p}, K={self._k}, seed={self._seed})"
 
 
 class Padded(grain.MapDataset):
@@ -96,12 +197,15 @@ class Padded(grain.MapDataset):
 
 
 def eval_dataset(
-    source: Any, *, global_batch: int, process_index: int = 0, process_count: int = 1) -> grain.MapDataset:
-  """Every example of `source` once, in order, in batches padded with `valid=False` rows."""
+    source: Any, *, global_batch: int, transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    process_index: int = 0, process_count: int = 1) -> grain.MapDataset:
+  """Every example of `source` once, in order, in batches padded with `valid=False` rows;
+  images through `transform` (uint8 -> uint8), then normalised."""
 
   def prepare(example):
     example = dict(example)
-    example["image"] = normalize(example["image"])
+    image = example["image"]
+    example["image"] = normalize(transform(image) if transform else image)
     return example
 
   ds = Padded(grain.MapDataset.source(source).map(prepare), global_batch)

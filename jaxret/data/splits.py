@@ -4,10 +4,33 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def open_set_classes(num_classes: int) -> tuple[range, range]:
-  """Zero-shot / open-set protocol: first half of the classes trains, second half tests."""
-  half = num_classes // 2
-  return range(0, half), range(half, num_classes)
+# Zero-shot / open-set class splits of the papers: dataset -> (classes, training classes). The
+# first classes (in the dataset's class-id order) train, the rest test.
+OPEN_SET_SPLITS = {
+    "synthetic": (200, 100),
+    "cub": (200, 100),  # CUB-200-2011
+    "caltech_birds2011": (200, 100),  # CUB-200-2011 through TFDS's builder
+    "cars196": (196, 98),
+    "fgvc_aircraft": (100, 50),  # variant level
+    "stanford_online_products": (22634, 11318),  # Ebay_train.txt / Ebay_test.txt
+}
+
+
+def open_set_classes(num_classes: int, num_train: int | None = None) -> tuple[range, range]:
+  """Zero-shot / open-set protocol: the first `num_train` classes (default: half) train, the
+  others test."""
+  num_train = num_classes // 2 if num_train is None else num_train
+  if not 0 < num_train < num_classes:
+    raise ValueError(f"open-set split of {num_classes} classes with {num_train} training classes: "
+                     "expected 0 < training classes < classes")
+  return range(0, num_train), range(num_train, num_classes)
+
+
+def paper_open_set_classes(dataset: str) -> tuple[range, range]:
+  """The open-set split of `dataset` used by the papers (see OPEN_SET_SPLITS)."""
+  if dataset not in OPEN_SET_SPLITS:
+    raise ValueError(f"no open-set split for dataset {dataset!r}; known: {sorted(OPEN_SET_SPLITS)}")
+  return open_set_classes(*OPEN_SET_SPLITS[dataset])
 
 
 def carve_validation(train_classes: Sequence[int], num_val_classes: int) -> tuple[list[int], list[int]]:
@@ -54,3 +77,16 @@ def closed_set_images(images_per_class: int, val_per_class: int,
         "one training image per class")
   return (range(train), range(train, train + val_per_class),
           range(train + val_per_class, images_per_class))
+
+
+def carve_images(labels: np.ndarray, per_class: int) -> tuple[np.ndarray, np.ndarray]:
+  """Closed-set validation: the last `per_class` images (in split order) of every class are held
+  out, keeping at least one training image per class. Returns (train, val) indices, ascending."""
+  labels = np.asarray(labels)
+  val = np.zeros(len(labels), bool)
+  for c in np.unique(labels):
+    members = np.flatnonzero(labels == c)
+    take = min(per_class, len(members) - 1)
+    if take > 0:
+      val[members[len(members) - take:]] = True
+  return np.flatnonzero(~val), np.flatnonzero(val)

@@ -4,6 +4,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxret.data import pipeline
+
 
 class Subset:
   """Examples `indices` of `source`, in that order (grain `RandomAccessDataSource` protocol).
@@ -20,6 +22,11 @@ class Subset:
 
   def __len__(self) -> int:
     return len(self.indices)
+
+  @property
+  def labels(self) -> np.ndarray:
+    """The label of every example, `[len(self)]` (`pipeline.labels_of` the source)."""
+    return pipeline.labels_of(self.source)[self.indices]
 
   def __getitem__(self, index: int) -> dict:
     example = dict(self.source[int(self.indices[index])])

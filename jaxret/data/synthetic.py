@@ -397,6 +397,11 @@ class SyntheticSource:
   def __len__(self) -> int:
     return len(self.classes) * self.images_per_class
 
+  @property
+  def labels(self) -> np.ndarray:
+    """The label of every example, `[len(self)]`, without rendering."""
+    return np.repeat(np.asarray(self.classes, np.int32), self.images_per_class)
+
   def __getitem__(self, index: int) -> dict[str, np.ndarray]:
     length = len(self)
     index = operator.index(index)

@@ -1,7 +1,8 @@
 """Evaluators the train loop runs: embed a split with the method, score it with its field's protocol.
 
-- `RetrievalEvaluator`: the split is its own gallery, each query excluding itself (Recall@K & co).
-- `ReidEvaluator`: the split divided into query / gallery by (identity, camera), Market-1501 style.
+- `RetrievalEvaluator`: queries against a gallery, or the split against itself (Recall@K & co).
+- `ReidEvaluator`: queries against a gallery, or the split divided into query / gallery by
+  (identity, camera), Market-1501 style.
 - `HashingEvaluator`: the split's codes (signs of the embedding) ranked against a database's.
 
 Each has `run(params, method_state) -> dict[str, float]`; `make_evaluator` picks one by
@@ -50,6 +51,7 @@ class Embedder:
   def __call__(self, source: Any, params, method_state, fields=("label",)) -> dict[str, np.ndarray]:
     """-> {"embedding": float32 `[N, D]`, and each of `fields`: `[N]`}, in source order."""
     dataset = pipeline.eval_dataset(source, global_batch=self.config.eval.batch_size,
+                                    transform=pipeline.eval_transform(self.config),
                                     process_index=jax.process_index(), process_count=jax.process_count())
     columns = {name: [] for name in ("embedding", "valid", *fields)}
     for i in range(len(dataset)):
@@ -65,29 +67,38 @@ class Embedder:
 
 class RetrievalEvaluator:
   """Metric-learning protocol: `recall@K` for `config.eval.ks`, `precision@1`, `r_precision`,
-  `map@r`, `map` and `nmi` (`jaxret.eval.retrieval_metrics`), the split its own gallery."""
+  `map@r`, `map` and `nmi` (`jaxret.eval.retrieval_metrics`) of the split's queries against
+  `gallery`, or against the split itself (each query excluding itself) when it is None."""
 
-  def __init__(self, source: Any, embedder: Embedder):
-    self.source, self.embed = source, embedder
+  def __init__(self, source: Any, gallery: Any | None, embedder: Embedder):
+    self.source, self.gallery, self.embed = source, gallery, embedder
 
   def run(self, params, method_state) -> dict[str, float]:
-    split = self.embed(self.source, params, method_state)
+    query = self.embed(self.source, params, method_state)
+    gallery = {"embedding": None, "label": None}
+    if self.gallery is not None:
+      gallery = self.embed(self.gallery, params, method_state)
     config = self.embed.config
-    return eval_lib.retrieval_metrics(split["embedding"], split["label"], ks=tuple(config.eval.ks),
-                                      metric=config.eval.metric, mesh=self.embed.mesh)
+    return eval_lib.retrieval_metrics(query["embedding"], query["label"], gallery["embedding"], gallery["label"],
+                                      ks=tuple(config.eval.ks), metric=config.eval.metric, mesh=self.embed.mesh)
 
 
 class ReidEvaluator:
-  """Re-ID protocol (`jaxret.eval.reid_metrics`: `rank1/5/10/20`, `map`, `minp`): the split's
-  first image of each (identity, camera) is a query, the rest is the gallery."""
+  """Re-ID protocol (`jaxret.eval.reid_metrics`: `rank1/5/10/20`, `map`, `minp`) of the split's
+  queries against `gallery`; when it is None, the split's first image of each (identity,
+  camera) is a query and the rest is the gallery."""
 
-  def __init__(self, source: Any, embedder: Embedder):
-    self.source, self.embed = source, embedder
+  def __init__(self, source: Any, gallery: Any | None, embedder: Embedder):
+    self.source, self.gallery, self.embed = source, gallery, embedder
 
   def run(self, params, method_state) -> dict[str, float]:
-    split = self.embed(self.source, params, method_state, fields=("label", "camera"))
-    query, gallery = splits.reid_query_gallery(split["label"], split["camera"])
-    q, g = ({k: v[i] for k, v in split.items()} for i in (query, gallery))
+    fields = ("label", "camera")
+    q = self.embed(self.source, params, method_state, fields)
+    if self.gallery is not None:
+      g = self.embed(self.gallery, params, method_state, fields)
+    else:
+      query, gallery = splits.reid_query_gallery(q["label"], q["camera"])
+      q, g = ({k: v[i] for k, v in q.items()} for i in (query, gallery))
     return eval_lib.reid_metrics(q["embedding"], q["label"], q["camera"], g["embedding"], g["label"],
                                  g["camera"], metric=self.embed.config.eval.metric, mesh=self.embed.mesh)
 
@@ -108,11 +119,12 @@ class HashingEvaluator:
                                     topk=topk, mesh=self.embed.mesh)
 
 
-def make_evaluator(source: Any, database: Any | None, embedder: Embedder):
-  """The evaluator of `config.eval.protocol` for one split (`database`: hashing only)."""
+def make_evaluator(source: Any, gallery: Any | None, embedder: Embedder):
+  """The evaluator of `config.eval.protocol` for the queries `source` against `gallery` (the
+  hashing database; None for retrieval and re-ID: the split is its own gallery)."""
   protocol = embedder.config.eval.protocol
   if protocol == "hashing":
-    if database is None:
+    if gallery is None:
       raise ValueError("config.eval.protocol='hashing' needs a dataset with a hashing database split")
-    return HashingEvaluator(source, database, embedder)
-  return {"retrieval": RetrievalEvaluator, "reid": ReidEvaluator}[protocol](source, embedder)
+    return HashingEvaluator(source, gallery, embedder)
+  return {"retrieval": RetrievalEvaluator, "reid": ReidEvaluator}[protocol](source, gallery, embedder)

@@ -9,6 +9,7 @@ from jaxret.data import datasets
 from jaxret.eval import evaluator
 
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+AUGMENTATIONS = ("resize", "random_crop", "random_resized_crop")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -21,7 +22,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.backbone = "resnet18"
   c.backbone_width = 1.0  # channel multiplier: 1.0 = the published model; small values give tiny test models
   c.init_weights = ""  # path of ImageNet weights for the backbone; "" = random init
-  c.image_size = 64
+  c.image_size = 64  # input width, and height unless image_height is set
+  c.image_height = 0  # 0 = image_size (square); e.g. 448 with image_size 224 for re-ID
   c.batch_size = 32  # global, over all devices and processes
   c.total_steps = 1000
   c.seed = 0
@@ -38,7 +40,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.val_classes = 10  # training classes carved out for validation (model selection)
   c.data.val_images_per_class = 5  # hashing protocol: validation queries per class
   c.data.query_images_per_class = 10  # hashing protocol: test queries per class
+  c.data.augment = "resize"  # resize | random_crop | random_resized_crop (see jaxret/data/pipeline.py)
+  c.data.resize_size = 0  # random_crop: shorter side before cropping (e.g. 256 for 224 inputs)
   c.data.random_flip = True
+  c.data.color_jitter = 0.0  # brightness / contrast / saturation strength; 0 = off
+  c.data.classes_per_batch = 0  # P of P x K identity sampling (K = batch_size / P); 0 = shuffle
   c.data.synthetic_images_per_class = 60
   c.data.synthetic_seed = 0  # fixes the rendered classes; independent of the training seed
 
@@ -80,9 +86,17 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
   for key in ("batch_size", "total_steps", "image_size", "log_every"):
     if config[key] <= 0:
       raise ValueError(f"config.{key}={config[key]}: expected a positive integer")
-  for key in ("eval_every", "checkpoint_every", "state_update_every", "num_workers"):
+  for key in ("eval_every", "checkpoint_every", "state_update_every", "num_workers", "image_height"):
     if config[key] < 0:
       raise ValueError(f"config.{key}={config[key]}: expected 0 or a positive integer")
+  if config.data.augment not in AUGMENTATIONS:
+    raise ValueError(f"config.data.augment={config.data.augment!r}: expected one of {AUGMENTATIONS}")
+  if config.data.augment == "random_crop" and config.data.resize_size < max(config.image_size, config.image_height):
+    raise ValueError(f"config.data.resize_size={config.data.resize_size}: random_crop needs a shorter side "
+                     f">= the input size {max(config.image_size, config.image_height)}")
+  if config.data.classes_per_batch and config.batch_size % config.data.classes_per_batch:
+    raise ValueError(f"config.batch_size={config.batch_size} is not a multiple of "
+                     f"config.data.classes_per_batch={config.data.classes_per_batch} (P x K sampling)")
   if config.eval.protocol not in evaluator.SELECTION_METRICS:
     raise ValueError(f"config.eval.protocol={config.eval.protocol!r}: expected one of "
                      f"{tuple(evaluator.SELECTION_METRICS)}")

@@ -82,8 +82,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
 
   train_data = pipeline.train_dataset(
       data.train, train_classes=data.train_classes, global_batch=config.batch_size, seed=config.seed,
-      random_flip=config.data.random_flip, process_index=jax.process_index(),
-      process_count=jax.process_count(), num_workers=config.num_workers)
+      transform=pipeline.train_transform(config), classes_per_batch=config.data.classes_per_batch,
+      process_index=jax.process_index(), process_count=jax.process_count(), num_workers=config.num_workers)
   data_iterator = iter(train_data)
   sample_batch = next(iter(train_data))
   tx, schedule = optimizer.make_optimizer(config)
@@ -101,10 +101,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
   writer = MetricsWriter(workdir, resumed_step=start_step)
   train_step = step_lib.compile_train_step(method, config, tx, schedule, mesh)
   embedder = evaluator_lib.Embedder(method, config, mesh)
-  test_evaluator = evaluator_lib.make_evaluator(data.test, data.database, embedder)
+  test_evaluator = evaluator_lib.make_evaluator(data.test, data.test_gallery, embedder)
   val_evaluator, best = None, None
   if data.val is not None:
-    val_evaluator = evaluator_lib.make_evaluator(data.val, data.database, embedder)
+    val_evaluator = evaluator_lib.make_evaluator(data.val, data.val_gallery, embedder)
     best = checkpoint.make_best_manager(workdir, evaluator_lib.selection_metric(config))
   preemption = _Preemption()
   progress = tqdm.tqdm(total=config.total_steps, initial=start_step, unit="step",

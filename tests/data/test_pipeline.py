@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from PIL import Image
 
 from jaxret.data import pipeline
 
@@ -101,3 +102,70 @@ def test_eval_dataset_covers_every_example_once_and_masks_padding():
 def test_global_batch_must_split_over_processes():
   with pytest.raises(ValueError, match="not divisible by 3 processes"):
     pipeline.train_dataset(_Source(10), train_classes=(7,), global_batch=8, seed=0, process_count=3)
+
+
+def _pk_batches(source, seed=0, process_index=0, process_count=1, steps=20):
+  ds = pipeline.train_dataset(source, train_classes=(7, 9, 11, 13, 15), global_batch=8, seed=seed,
+                              classes_per_batch=2, process_index=process_index, process_count=process_count)
+  return _take(iter(ds), steps)
+
+
+def test_pk_sampling_gives_p_classes_with_k_images_each():
+  source = _Source(53, classes=(7, 9, 11, 13, 15))  # class 15 has 10 images, K = 4
+  batches = _pk_batches(source)
+  for batch in batches:
+    labels, counts = np.unique(batch["label"], return_counts=True)
+    assert len(labels) == 2 and list(counts) == [4, 4]
+    for label in labels:  # K distinct images when the class has at least K
+      assert len(set(batch["index"][batch["label"] == label])) == 4
+    np.testing.assert_array_equal(batch["label"], batch["index"] % 5)
+  seen = np.concatenate([b["label"] for b in batches])
+  assert set(seen) == {0, 1, 2, 3, 4}  # every class gets drawn
+  again = _pk_batches(source)
+  for x, y in zip(batches, again):
+    np.testing.assert_array_equal(x["index"], y["index"])
+  assert any(not np.array_equal(x["index"], y["index"]) for x, y in zip(batches, _pk_batches(source, seed=1)))
+
+
+def test_pk_sampling_splits_over_processes_like_one_process():
+  source = _Source(40, classes=(7, 9, 11, 13, 15))
+  single = _pk_batches(source, steps=5)
+  parts = [_pk_batches(source, process_index=p, process_count=2, steps=5) for p in range(2)]
+  for step in range(5):
+    np.testing.assert_array_equal(np.concatenate([parts[0][step]["index"], parts[1][step]["index"]]),
+                                  single[step]["index"])
+
+
+def test_pk_sampling_needs_enough_classes():
+  with pytest.raises(ValueError, match="P=2 classes per batch.*1 <= P <= 1"):
+    pipeline.train_dataset(_Source(10, classes=(7,)), train_classes=(7,), global_batch=8, seed=0,
+                           classes_per_batch=2)
+
+
+def test_eval_transform_center_crops_after_resizing_the_shorter_side():
+  from configs import baseline
+  config = baseline.get_config()
+  config.image_size, config.data.augment, config.data.resize_size = 4, "random_crop", 8
+  image = np.random.default_rng(0).integers(0, 256, (16, 24, 3), dtype=np.uint8)
+  out = pipeline.eval_transform(config)(image)
+  resized = np.asarray(Image.fromarray(image).resize((12, 8), Image.BILINEAR))
+  np.testing.assert_array_equal(out, resized[2:6, 4:8])
+  train = pipeline.train_transform(config)(image, np.random.default_rng(0))
+  assert train.shape == (4, 4, 3)
+
+
+def test_worker_processes_give_the_same_batches():
+  source = _Source(40)
+  kwargs = dict(train_classes=(7, 9, 11), global_batch=8, seed=4, transform=pipeline.train_transform(_small_config()))
+  inline = _take(iter(pipeline.train_dataset(source, **kwargs)), 6)
+  workers = _take(iter(pipeline.train_dataset(source, num_workers=2, **kwargs)), 6)
+  for x, y in zip(inline, workers):
+    np.testing.assert_array_equal(x["image"], y["image"])
+    np.testing.assert_array_equal(x["index"], y["index"])
+
+
+def _small_config():
+  from configs import baseline
+  config = baseline.get_config()
+  config.image_size, config.data.color_jitter = 4, 0.3
+  return config

@@ -39,3 +39,28 @@ def test_subset_reads_the_chosen_examples_and_renumbers_index():
   assert [int(subset[i]["index"]) for i in range(2)] == [0, 1]
   with pytest.raises(ValueError, match="Subset indices span 1..6"):
     Subset(source, [1, 6])
+
+
+@pytest.mark.parametrize("dataset,train,test", [
+    ("cub", range(100), range(100, 200)),
+    ("cars196", range(98), range(98, 196)),
+    ("fgvc_aircraft", range(50), range(50, 100)),
+    ("stanford_online_products", range(11318), range(11318, 22634)),
+])
+def test_paper_open_set_splits(dataset, train, test):
+  assert splits.paper_open_set_classes(dataset) == (train, test)
+
+
+def test_open_set_split_rejects_empty_sides():
+  with pytest.raises(ValueError, match="10 classes with 10 training classes"):
+    splits.open_set_classes(10, 10)
+  with pytest.raises(ValueError, match="no open-set split for dataset 'market1501'"):
+    splits.paper_open_set_classes("market1501")
+
+
+def test_carve_images_holds_out_the_last_images_of_each_class_but_never_all():
+  labels = np.array([3, 5, 3, 3, 7, 5, 3])
+  train, val = splits.carve_images(labels, 2)
+  np.testing.assert_array_equal(val, [3, 5, 6])  # class 3: its last two; class 5: one of two; 7: none
+  np.testing.assert_array_equal(train, [0, 1, 2, 4])
+  assert len(splits.carve_images(labels, 0)[1]) == 0

@@ -43,14 +43,15 @@ def _config(protocol, **eval_overrides):
   config = config_lib.base_config()
   config.eval.protocol = protocol
   config.eval.batch_size = 8
+  config.image_size = 2  # the eval transform leaves the 2 x 2 images as they are
   config.eval.update(eval_overrides)
   return config
 
 
-def _run(config, source, database=None):
+def _run(config, source, gallery=None):
   embedder = evaluator.Embedder(types.SimpleNamespace(embed_fn=_embed_fn), config, mesh_lib.make_mesh())
   assert jax.device_count() == 4  # the embedding is sharded over 4 fake devices
-  return evaluator.make_evaluator(source, database, embedder).run({"scale": jnp.float32(0.5)}, {})
+  return evaluator.make_evaluator(source, gallery, embedder).run({"scale": jnp.float32(0.5)}, {})
 
 
 def _expected_embeddings(source):
@@ -62,6 +63,23 @@ def test_retrieval_evaluator_scores_the_split_against_itself():
   got = _run(_config("retrieval", ks=(1, 2)), source)
   want = jaxret.eval.retrieval_metrics(_expected_embeddings(source), source.labels, ks=(1, 2))
   assert got == pytest.approx(want, rel=1e-6)
+
+
+def test_retrieval_evaluator_scores_queries_against_a_gallery():
+  queries, gallery = _Source(9, seed=4), _Source(19, seed=5)
+  got = _run(_config("retrieval", ks=(1, 4)), queries, gallery)
+  want = jaxret.eval.retrieval_metrics(_expected_embeddings(queries), queries.labels,
+                                       _expected_embeddings(gallery), gallery.labels, ks=(1, 4))
+  assert got == pytest.approx(want, rel=1e-6)
+
+
+def test_reid_evaluator_scores_queries_against_a_gallery():
+  queries, gallery = _Source(9, seed=6), _Source(23, seed=7)
+  got = _run(_config("reid"), queries, gallery)
+  want = jaxret.eval.reid_metrics(_expected_embeddings(queries), queries.labels, queries.cameras,
+                                  _expected_embeddings(gallery), gallery.labels, gallery.cameras,
+                                  metric="cosine")
+  assert got == pytest.approx(want, rel=1e-6, nan_ok=True)
 
 
 def test_reid_evaluator_splits_queries_by_identity_and_camera():
