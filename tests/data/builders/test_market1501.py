@@ -78,11 +78,14 @@ def test_labels_cameras_frames_and_attributes_come_from_file_names_and_mat(marke
   assert train.metadata["attribute_sizes"][0] == 4  # age
 
 
-def test_missing_attribute_file_names_where_it_was_looked_for(market, tmp_path):
+def test_without_the_attribute_file_attributes_are_unknown_and_a_warning_names_it(market, tmp_path, caplog):
   raw, _ = market
   (raw / "market_attribute.mat").unlink()
-  with pytest.raises(FileNotFoundError, match="market_attribute.mat not found"):
-    builders.prepare("market1501", raw, tmp_path / "tfds")
+  summary = builders.prepare("market1501", raw, tmp_path / "tfds")
+  assert "market_attribute.mat not found" in caplog.text
+  assert summary["splits"]["train"]["images"] == 3
+  columns = builders.load_split("market1501", tmp_path / "tfds", "train").columns()
+  assert np.all(columns["attributes"] == -1)
 
 
 def test_identity_without_attributes_is_an_error_naming_the_image(market, tmp_path, jpeg):
