@@ -105,3 +105,48 @@ def test_hashing_evaluator_ranks_queries_against_the_database_by_code():
 def test_hashing_without_a_database_is_refused():
   with pytest.raises(ValueError, match="hashing database"):
     _run(_config("hashing"), _Source(4, seed=0))
+
+
+class _AttributedSource(_Source):
+  """`_Source` with 3 binary attributes per example (-1 unknown; attribute 2 never known)."""
+
+  def __init__(self, n, seed):
+    super().__init__(n, seed)
+    self.attributes = np.random.default_rng(seed + 100).integers(-1, 2, (n, 3)).astype(np.int32)
+    self.attributes[:, 2] = -1
+
+  def __getitem__(self, i):
+    return {**super().__getitem__(i), "attributes": self.attributes[i]}
+
+
+def _attribute_fn(params, method_state, images, config):
+  """Predicts attribute k = 1 where embedding dimension k is positive."""
+  return (_embed_fn(params, method_state, images, config) > 0).astype(jnp.int32)
+
+
+@pytest.mark.parametrize("protocol", ["retrieval", "reid", "hashing"])
+def test_attribute_accuracy_of_the_queries(protocol):
+  queries, gallery = _AttributedSource(21, seed=8), _AttributedSource(10, seed=9)
+  method = types.SimpleNamespace(embed_fn=_embed_fn, attribute_fn=_attribute_fn)
+  embedder = evaluator.Embedder(method, _config(protocol), mesh_lib.make_mesh())
+  got = evaluator.make_evaluator(queries, gallery, embedder).run({"scale": jnp.float32(0.5)}, {})
+  predicted = (queries.embeddings > 0).astype(np.int32)
+  known = queries.attributes >= 0
+  per_attribute = [np.mean(predicted[known[:, k], k] == queries.attributes[known[:, k], k]) for k in range(2)]
+  want = {"attribute_accuracy": np.mean(per_attribute),
+          "attribute_accuracy/0": per_attribute[0], "attribute_accuracy/1": per_attribute[1]}
+  assert {k: v for k, v in got.items() if k.startswith("attribute")} == pytest.approx(want, rel=1e-6)
+  without = _run(_config(protocol), queries, gallery)  # a method without attribute_fn
+  assert not [k for k in without if k.startswith("attribute")]
+  assert without == pytest.approx({k: v for k, v in got.items() if not k.startswith("attribute")}, nan_ok=True)
+
+
+def test_attribute_metrics_use_names_and_skip_unknown_attributes():
+  labels = np.array([[0, -1, 2], [1, -1, -1], [1, -1, 2]])
+  predicted = np.array([[0, 5, 1], [0, 5, 0], [1, 5, 2]])
+  got = evaluator.attribute_metrics(predicted, labels, ("a", "b", "c"))
+  assert got == pytest.approx({"attribute_accuracy": (2 / 3 + 1 / 2) / 2, "attribute_accuracy/a": 2 / 3,
+                               "attribute_accuracy/c": 1 / 2})
+  assert evaluator.attribute_metrics(predicted, np.full((3, 3), -1)) == {}
+  with pytest.raises(ValueError, match="one value per attribute"):
+    evaluator.attribute_metrics(predicted[:, :2], labels)

@@ -1,0 +1,304 @@
+"""A3M: Attribute-Aware Attention Model (Han et al., ACM MM 2018; papers/a3m.txt).
+
+Heads on the backbone's `res5` map `F` `[B, H, W, C]`, L = H*W regions, K attributes:
+- category branch: 1x1 conv to d -> `V` `[B, L, d]`; GAP -> `v_cat` `[B, d]`; FC + CE (Eqs. 1-2);
+- K attribute branches as one einsum: 1x1 conv to d + average pooling -> `A` `[B, K, d]`; one FC
+  per attribute over its values (a padded `[K, d, max_values]` kernel, invalid values masked) + CE
+  (Eqs. 3-4);
+- attribute-guided attention `m_k = sigmoid(V^T a_k)` (Eq. 5), `m_region = max_k m_k`,
+  `f_region = (1/L) V m_region` (Eq. 6);
+- category-guided attention `s_attr = sigmoid(A^T v_cat)` (Eq. 7), `f_attr = (1/K) A s_attr` (Eq. 8);
+- `f_final = f_region + f_attr`; FC + CE (`L_add`, Eqs. 9-10);
+- `L = L_add + alpha L_category + beta (1/K) sum_k L^(k)` (Eq. 11).
+
+The paper's branches are a 1x1 conv (then average pooling for the attribute branches). With
+`a3m.branch = "linear"` (default) that is all: conv and pooling are both linear, so an attribute
+branch is computed as the projection of the pooled map (`GAP(F) W_k + b_k`), the same numbers at
+1/L of the cost. `a3m.branch = "batchnorm_relu"` adds the public Keras code's BatchNorm + ReLU
+after each conv (before pooling), which lets each attribute branch weigh regions before pooling.
+
+Config (`config.a3m`):
+- `feature_dim` d (512 in the paper); `embedding_dim` (base key): > 0 adds an FC from `f_final`
+  to that size (the paper's 128 / 384 for retrieval), and `L_add`'s classifier reads it; 0 makes
+  `f_final` itself the embedding.
+- `use_attribute_labels`: False is the paper's "A3M w/o attr-label": the attribute CE terms are
+  dropped and the K = `num_latent_attributes` branches (0: as many as the dataset has
+  attributes) are latent, learnt only through the attentions.
+- `variant`: "a3m"; "baseline2" (both attention weights equal); "att1" (category-guided weights
+  equal); "att2" (attribute-guided weights equal). Equal weights are the constant 1
+  (`EQUAL_WEIGHT`): the paper says Att-1 fuses the attribute features "via averaging" and Att-2
+  fuses the regional features "by average pooling", which Eqs. 6 and 8 give exactly with weight
+  1 (f_region = GAP(V) = v_cat, f_attr = mean_k a_k); the public Keras code's `region_equal` /
+  `attr_equal` switches use the same two features. (sigmoid(0) = 0.5 would halve both.)
+- `attention_norm`: "none" (the paper: sigmoid of the raw scores, max over attributes) or
+  "batchnorm" (the public Keras code: `m_region = sigmoid(BN(mean_k V^T a_k))` over the L
+  regions and `s_attr = sigmoid(BN(A^T v_cat))` over the K attributes, BN with per-region /
+  per-attribute batch statistics). With ReLU branches (`branch`) every score is >= 0 and, for
+  d in the hundreds, sigmoid(V^T a_k) is 1 almost everywhere: use "batchnorm" with them. The
+  code's other differences (BN on the fused features, concatenation instead of addition,
+  dropout, loss weights 0.2 / 0.5 / 1.0) are not reproduced.
+- `branch`: "linear" | "batchnorm_relu" (above).
+- `alpha`, `beta`: the loss weights of Eq. 11 (0.5 and 0.5 in the paper).
+
+Batches: `image` `[B, H, W, 3]`, `label` int32 `[B]`, `attributes` int32 `[B, K]` with -1 for an
+unknown value (left out of that attribute's CE and accuracy).
+"""
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from jaxret.backbones import get_backbone
+
+VARIANTS = ("a3m", "baseline2", "att1", "att2")
+ATTENTION_NORMS = ("none", "batchnorm")
+BRANCHES = ("linear", "batchnorm_relu")
+EQUAL_WEIGHT = 1.0  # the attention weights of the ablations' "equal weights" (see the docstring)
+_INVALID_LOGIT = -1e9  # logit of a padded attribute value: softmax probability 0
+
+
+def region_scores(v: jax.Array, a: jax.Array) -> jax.Array:
+  """`V^T a_k`, the logits of Eq. 5: V `[B, L, d]`, A `[B, K, d]` -> `[B, K, L]`."""
+  return jnp.einsum("bld,bkd->bkl", v, a)
+
+
+def attribute_guided_attention(v: jax.Array, a: jax.Array) -> jax.Array:
+  """Eq. 5: `m_k = sigmoid(V^T a_k)`, one weight per region: V `[B, L, d]`, A `[B, K, d]` -> `[B, K, L]`."""
+  return jax.nn.sigmoid(region_scores(v, a))
+
+
+def merge_region_attention(m: jax.Array) -> jax.Array:
+  """Sec. 3.2 after Eq. 5: `m_region = max_k m_k`: `[B, K, L]` -> `[B, L]`."""
+  return jnp.max(m, axis=1)
+
+
+def region_feature(v: jax.Array, m_region: jax.Array) -> jax.Array:
+  """Eq. 6: `f_region = (1/L) V m_region`: V `[B, L, d]`, m_region `[B, L]` -> `[B, d]`."""
+  return jnp.einsum("bld,bl->bd", v, m_region) / v.shape[1]
+
+
+def attribute_scores(a: jax.Array, v_cat: jax.Array) -> jax.Array:
+  """`A^T v_cat`, the logits of Eq. 7: A `[B, K, d]`, v_cat `[B, d]` -> `[B, K]`."""
+  return jnp.einsum("bkd,bd->bk", a, v_cat)
+
+
+def category_guided_attention(a: jax.Array, v_cat: jax.Array) -> jax.Array:
+  """Eq. 7: `s_attr = sigmoid(A^T v_cat)`, one weight per attribute: `[B, K, d]`, `[B, d]` -> `[B, K]`."""
+  return jax.nn.sigmoid(attribute_scores(a, v_cat))
+
+
+def attribute_feature(a: jax.Array, s_attr: jax.Array) -> jax.Array:
+  """Eq. 8: `f_attr = (1/K) A s_attr`: A `[B, K, d]`, s_attr `[B, K]` -> `[B, d]`."""
+  return jnp.einsum("bkd,bk->bd", a, s_attr) / a.shape[1]
+
+
+def value_mask(attribute_sizes: tuple[int, ...]) -> jax.Array:
+  """bool `[K, max_values]`: True where value v exists for attribute k (v < attribute_sizes[k])."""
+  sizes = jnp.asarray(attribute_sizes, jnp.int32)
+  return jnp.arange(max(attribute_sizes))[None, :] < sizes[:, None]
+
+
+def attribute_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Eq. 4 per attribute, over the examples whose value is known: logits `[B, K, V]` (padded
+  values already masked), labels int32 `[B, K]` (-1 unknown) -> `L^(k)` `[K]` (0 where no
+  example of the batch knows attribute k)."""
+  known = labels >= 0
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.where(known, labels, 0))
+  return jnp.sum(jnp.where(known, ce, 0.0), axis=0) / jnp.maximum(jnp.sum(known, axis=0), 1)
+
+
+def total_loss(loss_add: jax.Array, loss_category: jax.Array, attribute_losses: jax.Array | None,
+               alpha: float, beta: float) -> jax.Array:
+  """Eq. 11: `L_add + alpha L_category + beta (1/K) sum_k L^(k)`; `attribute_losses` `[K]`, or
+  None without attribute labels ("w/o attr-label": the last term is dropped)."""
+  loss = loss_add + alpha * loss_category
+  if attribute_losses is not None:
+    loss = loss + beta * jnp.mean(attribute_losses)
+  return loss
+
+
+def _batch_norm(train: bool, dtype: jnp.dtype, name: str) -> nn.BatchNorm:
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype, name=name)
+
+
+class AttributeBranches(nn.Module):
+  """The K attribute branches (1x1 conv to d, optionally BatchNorm + ReLU, average pooling) as
+  one einsum with a `[K, C, d]` kernel: map `[B, H, W, C]` -> A `[B, K, d]`. Linear branches
+  project the pooled map (the same numbers as pooling the projected map, at 1/L of the cost)."""
+  num_attributes: int
+  features: int
+  batchnorm_relu: bool = False
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    init = nn.initializers.lecun_normal(in_axis=1, out_axis=2, batch_axis=0)
+    kernel = self.param("kernel", init, (self.num_attributes, x.shape[-1], self.features)).astype(self.dtype)
+    bias = self.param("bias", nn.initializers.zeros, (self.num_attributes, self.features)).astype(self.dtype)
+    if not self.batchnorm_relu:
+      return jnp.einsum("bc,kcd->bkd", jnp.mean(x, axis=(1, 2)).astype(self.dtype), kernel) + bias
+    b, h, w, _ = x.shape
+    y = (jnp.einsum("bhwc,kcd->bhwkd", x.astype(self.dtype), kernel) + bias).reshape(b, h, w, -1)
+    y = nn.relu(_batch_norm(train, self.dtype, "norm")(y))
+    return jnp.mean(y, axis=(1, 2)).reshape(b, self.num_attributes, self.features)
+
+
+class AttributeClassifiers(nn.Module):
+  """One FC per attribute over that attribute's values (Eq. 3), as one einsum with a padded
+  `[K, d, max_values]` kernel: A `[B, K, d]` -> logits `[B, K, max_values]`, the values an
+  attribute does not have set to -1e9."""
+  attribute_sizes: tuple[int, ...]
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, a: jax.Array) -> jax.Array:
+    k, width = len(self.attribute_sizes), max(self.attribute_sizes)
+    init = nn.initializers.lecun_normal(in_axis=1, out_axis=2, batch_axis=0)
+    kernel = self.param("kernel", init, (k, a.shape[-1], width))
+    bias = self.param("bias", nn.initializers.zeros, (k, width))
+    logits = jnp.einsum("bkd,kdv->bkv", a.astype(self.dtype), kernel.astype(self.dtype)) + bias.astype(self.dtype)
+    return jnp.where(value_mask(self.attribute_sizes)[None], logits.astype(jnp.float32), _INVALID_LOGIT)
+
+
+class Model(nn.Module):
+  """A3M on a backbone's `res5`. `attribute_sizes` = () means latent attributes (no attribute
+  classifiers); `num_attributes` is K either way."""
+  backbone: str
+  backbone_width: float
+  num_classes: int
+  num_attributes: int
+  attribute_sizes: tuple[int, ...]
+  feature_dim: int
+  embedding_dim: int
+  variant: str = "a3m"
+  attention_norm: str = "none"
+  branch: str = "linear"
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, images: jax.Array, *, train: bool) -> dict:
+    """images `[B, H, W, 3]` -> float32 {"embedding": `[B, D]`, "logits": `[B, classes]` (L_add),
+    "category_logits": `[B, classes]`, "attribute_logits": `[B, K, max_values]` (with attribute
+    labels only), "attention": m_k `[B, K, H', W']` (Eq. 5, also in the ablations),
+    "region_attention": the m_region used `[B, H', W']`, "attribute_weights": the s_attr used
+    `[B, K]`, "features": f_final `[B, d]`} (H' x W' the res5 map)."""
+    chex.assert_rank(images, 4)
+    res5 = get_backbone(self.backbone, width_multiplier=self.backbone_width, dtype=self.dtype,
+                        name="backbone")(images, train=train)["res5"]
+    b, h, w, _ = res5.shape
+    v = nn.Conv(self.feature_dim, (1, 1), dtype=self.dtype, name="category_conv")(res5)
+    if self.branch == "batchnorm_relu":
+      v = nn.relu(_batch_norm(train, self.dtype, "category_norm")(v))
+    v = v.reshape(b, h * w, self.feature_dim).astype(jnp.float32)  # V [B, L, d]
+    v_cat = jnp.mean(v, axis=1)
+    category_logits = nn.Dense(self.num_classes, dtype=self.dtype, name="category_classifier")(v_cat)
+    a = AttributeBranches(self.num_attributes, self.feature_dim, self.branch == "batchnorm_relu", self.dtype,
+                          name="attribute_branches")(res5, train=train).astype(jnp.float32)
+
+    m = attribute_guided_attention(v, a)  # [B, K, L]
+    if self.variant in ("baseline2", "att2"):
+      m_region = jnp.full((b, h * w), EQUAL_WEIGHT, jnp.float32)
+    elif self.attention_norm == "batchnorm":
+      scores = jnp.mean(region_scores(v, a), axis=1)
+      m_region = jax.nn.sigmoid(_batch_norm(train, jnp.float32, "region_attention_norm")(scores))
+    else:
+      m_region = merge_region_attention(m)
+    if self.variant in ("baseline2", "att1"):
+      s_attr = jnp.full((b, self.num_attributes), EQUAL_WEIGHT, jnp.float32)
+    elif self.attention_norm == "batchnorm":
+      s_attr = jax.nn.sigmoid(_batch_norm(train, jnp.float32, "attribute_attention_norm")(attribute_scores(a, v_cat)))
+    else:
+      s_attr = category_guided_attention(a, v_cat)
+    f_final = region_feature(v, m_region) + attribute_feature(a, s_attr)
+
+    embedding = f_final
+    if self.embedding_dim:
+      embedding = nn.Dense(self.embedding_dim, dtype=self.dtype, name="embedding")(f_final)
+    logits = nn.Dense(self.num_classes, dtype=self.dtype, name="classifier")(embedding)
+    outputs = {
+        "embedding": embedding, "logits": logits, "category_logits": category_logits,
+        "attention": m.reshape(b, self.num_attributes, h, w), "region_attention": m_region.reshape(b, h, w),
+        "attribute_weights": s_attr, "features": f_final}
+    if self.attribute_sizes:
+      outputs["attribute_logits"] = AttributeClassifiers(self.attribute_sizes, dtype=self.dtype,
+                                                         name="attribute_classifiers")(a)
+    return {k: x.astype(jnp.float32) for k, x in outputs.items()}
+
+
+def num_attributes(config: ml_collections.ConfigDict) -> int:
+  """K: the dataset's attributes, or `a3m.num_latent_attributes` (when set) without attribute labels."""
+  if not config.a3m.use_attribute_labels and config.a3m.num_latent_attributes:
+    return config.a3m.num_latent_attributes
+  return len(config.attribute_sizes)
+
+
+def make_model(config: ml_collections.ConfigDict) -> Model:
+  """The Model of `config`; raises a ValueError naming the config key at fault."""
+  a3m = config.a3m
+  if a3m.variant not in VARIANTS:
+    raise ValueError(f"config.a3m.variant={a3m.variant!r}: expected one of {VARIANTS}")
+  if a3m.attention_norm not in ATTENTION_NORMS:
+    raise ValueError(f"config.a3m.attention_norm={a3m.attention_norm!r}: expected one of {ATTENTION_NORMS}")
+  if a3m.branch not in BRANCHES:
+    raise ValueError(f"config.a3m.branch={a3m.branch!r}: expected one of {BRANCHES}")
+  if a3m.use_attribute_labels and not config.attribute_sizes:
+    raise ValueError(f"config.a3m.use_attribute_labels=True but dataset {config.dataset!r} has no attributes "
+                     "(config.attribute_sizes is empty): set config.a3m.use_attribute_labels=False and "
+                     "config.a3m.num_latent_attributes=K")
+  if a3m.use_attribute_labels and min(config.attribute_sizes) < 1:
+    raise ValueError(f"config.attribute_sizes={tuple(config.attribute_sizes)}: expected positive value counts")
+  if num_attributes(config) < 1:
+    raise ValueError("config.a3m.num_latent_attributes=0 and the dataset has no attributes: expected K >= 1 "
+                     "latent attributes")
+  return Model(backbone=config.backbone, backbone_width=config.backbone_width, num_classes=config.num_classes,
+               num_attributes=num_attributes(config),
+               attribute_sizes=tuple(config.attribute_sizes) if a3m.use_attribute_labels else (),
+               feature_dim=a3m.feature_dim, embedding_dim=config.embedding_dim, variant=a3m.variant,
+               attention_norm=a3m.attention_norm, branch=a3m.branch, dtype=jnp.dtype(config.compute_dtype))
+
+
+def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: dict):
+  variables = make_model(config).init(rng, sample_batch["image"], train=False)
+  return variables["params"], {"batch_stats": variables["batch_stats"]}
+
+
+def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collections.ConfigDict):
+  """Eq. 11 on a batch {"image", "label" `[B]`, "attributes" `[B, K]` (needed only with
+  `a3m.use_attribute_labels`)}."""
+  del rng
+  outputs, updates = make_model(config).apply(
+      {"params": params, **method_state}, batch["image"], train=True, mutable=["batch_stats"])
+  labels = batch["label"]
+  chex.assert_shape(labels, outputs["logits"].shape[:1])
+  loss_add = optax.softmax_cross_entropy_with_integer_labels(outputs["logits"], labels).mean()
+  loss_category = optax.softmax_cross_entropy_with_integer_labels(outputs["category_logits"], labels).mean()
+  metrics = {"accuracy": jnp.mean(jnp.argmax(outputs["logits"], -1) == labels),
+             "category_accuracy": jnp.mean(jnp.argmax(outputs["category_logits"], -1) == labels),
+             "loss_add": loss_add, "loss_category": loss_category}
+  attribute_losses = None
+  if config.a3m.use_attribute_labels:
+    attributes = batch["attributes"]
+    chex.assert_shape(attributes, outputs["attribute_logits"].shape[:2])
+    attribute_losses = attribute_cross_entropy(outputs["attribute_logits"], attributes)
+    known = attributes >= 0
+    correct = (jnp.argmax(outputs["attribute_logits"], -1) == attributes) & known
+    metrics["loss_attribute"] = jnp.mean(attribute_losses)
+    metrics["attribute_accuracy"] = jnp.sum(correct) / jnp.maximum(jnp.sum(known), 1)
+  loss = total_loss(loss_add, loss_category, attribute_losses, config.a3m.alpha, config.a3m.beta)
+  return loss, (metrics, {**method_state, **updates})
+
+
+def embed_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
+  """images `[B, H, W, 3]` -> embeddings `[B, D]` (eval mode)."""
+  return make_model(config).apply({"params": params, **method_state}, images, train=False)["embedding"]
+
+
+def attribute_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array | None:
+  """images `[B, H, W, 3]` -> predicted attribute values int32 `[B, K]` (eval mode); None without
+  attribute labels (latent attributes have no values)."""
+  if not config.a3m.use_attribute_labels:
+    return None
+  logits = make_model(config).apply({"params": params, **method_state}, images, train=False)["attribute_logits"]
+  return jnp.argmax(logits, axis=-1).astype(jnp.int32)
