@@ -9,6 +9,8 @@
 - reid: train identities train; query against gallery; validation identities carved from train.
 - hashing: query = the test split, database = the train split (validation images carved from
   each training class).
+- classification: closed set; the test split's images of the training classes are scored
+  (validation images carved from each training class, as for hashing; no gallery).
 """
 import dataclasses
 from typing import Any
@@ -31,8 +33,9 @@ class DatasetSplits:
   `train` labels are remapped by the pipeline to 0..num_train_classes-1. `test` (and `val`)
   are queries ranked against `test_gallery` (`val_gallery`); without a gallery a split is its
   own gallery (retrieval: each query excludes itself; re-ID: split by identity and camera).
-  Open-set protocols: `val` and `test` hold classes never seen in training. Hashing: they are
-  held-out images of the training classes and the gallery is the training set.
+  Open-set protocols: `val` and `test` hold classes never seen in training. Hashing and
+  classification: they are held-out images of the training classes (hashing's gallery is the
+  training set; classification has none).
   """
   train: Any
   val: Any | None
@@ -76,7 +79,7 @@ def load(config: ml_collections.ConfigDict) -> DatasetSplits:
         seed=config.data.synthetic_seed, num_classes=num_classes)
 
   attribute_sizes = tuple(len(v) for v in synthetic.ATTRIBUTE_VALUES)
-  if config.eval.protocol == "hashing":
+  if config.eval.protocol in ("hashing", "classification"):
     everything = source(range(num_classes))
     positions = splits.closed_set_images(
         images_per_class, config.data.val_images_per_class, config.data.query_images_per_class)
@@ -85,8 +88,9 @@ def load(config: ml_collections.ConfigDict) -> DatasetSplits:
       return Subset(everything, [c * images_per_class + i for c in range(num_classes) for i in within_class])
 
     train, val, test = map(images, positions)
-    return DatasetSplits(train=train, val=val if len(val) else None, test=test, test_gallery=train,
-                         val_gallery=train, train_classes=tuple(range(num_classes)),
+    gallery = train if config.eval.protocol == "hashing" else None
+    return DatasetSplits(train=train, val=val if len(val) else None, test=test, test_gallery=gallery,
+                         val_gallery=gallery, train_classes=tuple(range(num_classes)),
                          attribute_sizes=attribute_sizes)
 
   train_pool, test_classes = splits.paper_open_set_classes(config.dataset)
@@ -114,7 +118,7 @@ def _load_prepared(config: ml_collections.ConfigDict) -> DatasetSplits:
   def of_classes(source, classes):
     return Subset(source, np.flatnonzero(np.isin(pipeline.labels_of(source), list(classes))))
 
-  if protocol == "hashing":
+  if protocol in ("hashing", "classification"):
     test_split = "test" if "test" in available else available[-1]  # food101: validation
     train_split = "+".join(s for s in available if s not in (test_split, "query", "gallery"))
     train_all, test = read(train_split), read(test_split)
@@ -122,7 +126,8 @@ def _load_prepared(config: ml_collections.ConfigDict) -> DatasetSplits:
     train_idx, val_idx = splits.carve_images(labels, config.data.val_images_per_class)
     train = Subset(train_all, train_idx)
     val = Subset(train_all, val_idx) if len(val_idx) else None
-    return DatasetSplits(train=train, val=val, test=test, test_gallery=train, val_gallery=train,
+    gallery = train if protocol == "hashing" else None
+    return DatasetSplits(train=train, val=val, test=test, test_gallery=gallery, val_gallery=gallery,
                          train_classes=tuple(int(c) for c in np.unique(labels)),
                          attribute_sizes=_attribute_sizes(train_all))
 

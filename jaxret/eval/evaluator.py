@@ -4,6 +4,7 @@
 - `ReidEvaluator`: queries against a gallery, or the split divided into query / gallery by
   (identity, camera), Market-1501 style.
 - `HashingEvaluator`: the split's codes (signs of the embedding) ranked against a database's.
+- `ClassificationEvaluator`: closed-set top-1 accuracy of the method's `classify_fn` logits.
 
 Each has `run(params, method_state) -> dict[str, float]`; `make_evaluator` picks one by
 `config.eval.protocol`, and `SELECTION_METRICS` names the metric that picks the best checkpoint.
@@ -23,7 +24,7 @@ from jaxret.data import pipeline, splits, synthetic
 from jaxret.train import mesh as mesh_lib
 
 # The default validation metric for model selection, per protocol (higher is better).
-SELECTION_METRICS = {"retrieval": "recall@1", "reid": "map", "hashing": "map"}
+SELECTION_METRICS = {"retrieval": "recall@1", "reid": "map", "hashing": "map", "classification": "accuracy"}
 
 
 def metric_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -32,6 +33,8 @@ def metric_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     return tuple(f"recall@{k}" for k in config.eval.ks) + ("precision@1", "r_precision", "map@r", "map", "nmi")
   if config.eval.protocol == "reid":
     return ("rank1", "rank5", "rank10", "rank20", "map", "minp")
+  if config.eval.protocol == "classification":
+    return ("accuracy",)
   return ("map", "map_tie_aware") + ((f"map@{config.eval.topk}",) if config.eval.topk else ())
 
 
@@ -72,50 +75,50 @@ def attribute_names(source: Any) -> tuple[str, ...] | None:
 
 
 class Embedder:
-  """Embeds every example of a source with `method.embed_fn`, sharded over the mesh; with the
-  optional `method.attribute_fn`, also predicts the attributes of sources that have them."""
+  """Runs a method's evaluation functions over every example of a source, sharded over the mesh:
+  `embed_fn` ("embedding"), the optional `classify_fn` ("logits") and, for sources whose examples
+  have "attributes", the optional `attribute_fn` ("predicted_attributes")."""
 
   def __init__(self, method, config: ml_collections.ConfigDict, mesh: Mesh):
     self.config = config
     self.mesh = mesh
-    replicated = mesh_lib.replicated(mesh)
-    shardings = dict(in_shardings=(replicated, replicated, mesh_lib.data_sharding(mesh)), out_shardings=replicated)
-    self._embed = jax.jit(lambda params, state, images: method.embed_fn(params, state, images, config), **shardings)
-    self._embed_with_attributes = None
-    attribute_fn = getattr(method, "attribute_fn", None)
-    if attribute_fn is not None:  # one program: XLA shares the forward pass of the two functions
-      self._embed_with_attributes = jax.jit(
-          lambda params, state, images: (method.embed_fn(params, state, images, config),
-                                         attribute_fn(params, state, images, config)), **shardings)
-    self._replicate = jax.jit(lambda x: x, out_shardings=replicated)
+    self.functions = {"embedding": method.embed_fn, "logits": getattr(method, "classify_fn", None),
+                      "predicted_attributes": getattr(method, "attribute_fn", None)}
+    self._programs = {}
+    self._replicate = jax.jit(lambda x: x, out_shardings=mesh_lib.replicated(mesh))
 
-  def __call__(self, source: Any, params, method_state, fields=("label",),
+  def _program(self, outputs: tuple[str, ...]):
+    """One jitted program computing all of `outputs`, so XLA shares their forward pass."""
+    if outputs not in self._programs:
+      functions, config = {name: self.functions[name] for name in outputs}, self.config
+      replicated = mesh_lib.replicated(self.mesh)
+      self._programs[outputs] = jax.jit(
+          lambda params, state, images: {name: f(params, state, images, config) for name, f in functions.items()},
+          in_shardings=(replicated, replicated, mesh_lib.data_sharding(self.mesh)), out_shardings=replicated)
+    return self._programs[outputs]
+
+  def __call__(self, source: Any, params, method_state, fields=("label",), outputs=("embedding",),
                attributes: bool = True) -> dict[str, np.ndarray]:
-    """-> {"embedding": float32 `[N, D]`, and each of `fields`: `[N]`}, in source order; plus
-    "attributes" (labels) and "predicted_attributes" `[N, K]` when `attributes` is set, the method
-    predicts attributes (`attribute_fn` returns an array, not None) and the examples have them."""
+    """-> {each of `outputs` ("embedding" float32 `[N, D]`, "logits" `[N, classes]`), each of `fields`
+    `[N]`}, in source order; plus "attributes" (labels) and "predicted_attributes" `[N, K]` when
+    `attributes` is set, the method predicts attributes (`attribute_fn` returns an array, not None)
+    and the examples have them."""
     dataset = pipeline.eval_dataset(source, global_batch=self.config.eval.batch_size,
                                     transform=pipeline.eval_transform(self.config),
                                     process_index=jax.process_index(), process_count=jax.process_count())
-    columns = {name: [] for name in ("embedding", "valid", *fields)}
+    columns = {}
     for i in range(len(dataset)):
       local = dataset[i]
-      names = fields
-      if attributes and self._embed_with_attributes is not None and "attributes" in local:
-        names = (*fields, "attributes")
-      batch = mesh_lib.global_batch({k: local[k] for k in ("image", "valid", *names)}, self.mesh)
-      if "attributes" in names:
-        embedding, predicted = self._embed_with_attributes(params, method_state, batch["image"])
-        if predicted is not None:
-          columns.setdefault("predicted_attributes", []).append(np.asarray(predicted))
-          columns.setdefault("attributes", [])
-      else:
-        embedding = self._embed(params, method_state, batch["image"])
-      columns["embedding"].append(np.asarray(embedding))
-      meta = self._replicate({k: batch[k] for k in ("valid", *names)})
-      for name in ("valid", *names):
-        if name in columns:
-          columns[name].append(np.asarray(meta[name]))
+      wanted, names = tuple(outputs), ("valid", *fields)
+      if attributes and self.functions["predicted_attributes"] is not None and "attributes" in local:
+        wanted, names = (*wanted, "predicted_attributes"), (*names, "attributes")
+      batch = mesh_lib.global_batch({k: local[k] for k in ("image", *names)}, self.mesh)
+      results = {**self._program(wanted)(params, method_state, batch["image"]),
+                 **self._replicate({k: batch[k] for k in names})}
+      if "predicted_attributes" in results and results["predicted_attributes"] is None:  # none predicted
+        del results["predicted_attributes"], results["attributes"]
+      for name, value in results.items():
+        columns.setdefault(name, []).append(np.asarray(value))
     valid = np.concatenate(columns.pop("valid"))
     return {name: np.concatenate(parts)[valid] for name, parts in columns.items()}
 
@@ -185,12 +188,37 @@ class HashingEvaluator:
     return {**metrics, **self.embed.attribute_metrics(query, self.source)}
 
 
-def make_evaluator(source: Any, gallery: Any | None, embedder: Embedder):
-  """The evaluator of `config.eval.protocol` for the queries `source` against `gallery` (the
-  hashing database; None for retrieval and re-ID: the split is its own gallery)."""
+class ClassificationEvaluator:
+  """Closed-set classification: `accuracy`, the fraction of the split's examples whose arg-max
+  `classify_fn` logit is their class. Logit i is training class `train_classes[i]` (the order in
+  which the training pipeline numbers the classes)."""
+
+  def __init__(self, source: Any, train_classes: tuple[int, ...], embedder: Embedder):
+    if embedder.functions["logits"] is None:
+      raise ValueError(f"config.eval.protocol='classification' needs a method with classify_fn; "
+                       f"config.method={embedder.config.method!r} has none")
+    self.source, self.embed = source, embedder
+    self.class_index = {int(c): i for i, c in enumerate(train_classes)}
+
+  def run(self, params, method_state) -> dict[str, float]:
+    split = self.embed(self.source, params, method_state, outputs=("logits",))
+    unknown = sorted(set(split["label"].tolist()) - set(self.class_index))
+    if unknown:
+      raise ValueError(f"classification: the split has classes {unknown[:10]} that training never saw")
+    labels = np.array([self.class_index[int(c)] for c in split["label"]])
+    accuracy = float(np.mean(np.argmax(split["logits"], axis=-1) == labels))
+    return {"accuracy": accuracy, **self.embed.attribute_metrics(split, self.source)}
+
+
+def make_evaluator(source: Any, gallery: Any | None, embedder: Embedder, train_classes: tuple[int, ...] = ()):
+  """The evaluator of `config.eval.protocol` for `source` (queries) and `gallery` (gallery or
+  hashing database; None for retrieval and re-ID: the split is its own gallery). `train_classes`:
+  the training classes in logit order (classification only)."""
   protocol = embedder.config.eval.protocol
   if protocol == "hashing":
     if gallery is None:
       raise ValueError("config.eval.protocol='hashing' needs a dataset with a hashing database split")
     return HashingEvaluator(source, gallery, embedder)
+  if protocol == "classification":
+    return ClassificationEvaluator(source, train_classes, embedder)
   return {"retrieval": RetrievalEvaluator, "reid": ReidEvaluator}[protocol](source, gallery, embedder)

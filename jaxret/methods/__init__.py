@@ -10,6 +10,8 @@ Every method module exposes the same surface, so the loop and evaluators never s
   (hashing methods: the real-valued code; its sign is the hash code).
 - `update_state(params, method_state, data, config) -> method_state`: optional, run every
   `config.state_update_every` steps for work outside the gradient step.
+- `classify_fn(params, method_state, images, config) -> [B, num_classes]`: optional, class logits
+  (logit i = the i-th training class); needed by `config.eval.protocol = "classification"`.
 - `attribute_fn(params, method_state, images, config) -> int32 [B, K] | None`: optional, the
   predicted value of each of the dataset's K attributes (None when this config predicts none);
   the evaluators then report `attribute_accuracy` on splits whose examples have "attributes".

@@ -295,6 +295,11 @@ def embed_fn(params, method_state, images: jax.Array, config: ml_collections.Con
   return make_model(config).apply({"params": params, **method_state}, images, train=False)["embedding"]
 
 
+def classify_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
+  """images `[B, H, W, 3]` -> class logits `[B, num_classes]` of L_add's classifier (Eqs. 9-10), eval mode."""
+  return make_model(config).apply({"params": params, **method_state}, images, train=False)["logits"]
+
+
 def attribute_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array | None:
   """images `[B, H, W, 3]` -> predicted attribute values int32 `[B, K]` (eval mode); None without
   attribute labels (latent attributes have no values)."""

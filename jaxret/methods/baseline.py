@@ -53,3 +53,8 @@ def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collec
 def embed_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
   """images `[B, H, W, 3]` -> embeddings `[B, D]` (eval mode)."""
   return make_model(config).apply({"params": params, **method_state}, images, train=False)["embedding"]
+
+
+def classify_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
+  """images `[B, H, W, 3]` -> class logits `[B, num_classes]` (eval mode)."""
+  return make_model(config).apply({"params": params, **method_state}, images, train=False)["logits"]

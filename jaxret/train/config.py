@@ -39,7 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.val_classes = 10  # training classes carved out for validation (model selection)
-  c.data.val_images_per_class = 5  # hashing protocol: validation queries per class
+  c.data.val_images_per_class = 5  # hashing and classification protocols: validation images per class
   c.data.query_images_per_class = 10  # hashing protocol: test queries per class
   c.data.augment = "resize"  # resize | random_crop | random_resized_crop (see jaxret/data/pipeline.py)
   c.data.resize_size = 0  # random_crop: shorter side before cropping (e.g. 256 for 224 inputs)
@@ -65,7 +65,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer.lr_multipliers = ()  # ((regex on the parameter path, factor), ...)
 
   c.eval = ml_collections.ConfigDict()
-  c.eval.protocol = "retrieval"  # retrieval | reid | hashing
+  c.eval.protocol = "retrieval"  # retrieval | reid | hashing | classification
   c.eval.batch_size = 128
   c.eval.ks = (1, 2, 4, 8)  # retrieval: Recall@K
   c.eval.metric = "cosine"  # retrieval and re-ID: cosine | euclidean

@@ -102,10 +102,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
   writer = MetricsWriter(workdir, resumed_step=start_step)
   train_step = step_lib.compile_train_step(method, config, tx, schedule, mesh)
   embedder = evaluator_lib.Embedder(method, config, mesh)
-  test_evaluator = evaluator_lib.make_evaluator(data.test, data.test_gallery, embedder)
+  test_evaluator = evaluator_lib.make_evaluator(data.test, data.test_gallery, embedder, data.train_classes)
   val_evaluator, best = None, None
   if data.val is not None:
-    val_evaluator = evaluator_lib.make_evaluator(data.val, data.val_gallery, embedder)
+    val_evaluator = evaluator_lib.make_evaluator(data.val, data.val_gallery, embedder, data.train_classes)
     best = checkpoint.make_best_manager(workdir, evaluator_lib.selection_metric(config))
   preemption = _Preemption()
   progress = tqdm.tqdm(total=config.total_steps, initial=start_step, unit="step",

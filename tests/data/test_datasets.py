@@ -36,6 +36,20 @@ def test_hashing_protocol_queries_unseen_images_of_the_training_classes():
   assert not (flat[0] & flat[1] or flat[0] & flat[2] or flat[1] & flat[2])
 
 
+def test_classification_protocol_scores_unseen_images_of_the_training_classes_without_a_gallery():
+  config = _config(val_images_per_class=1, query_images_per_class=2)
+  config.eval.protocol = "classification"
+  data = datasets.load(config)
+  config.eval.protocol = "hashing"
+  hashing = datasets.load(config)
+  assert data.test_gallery is None and data.val_gallery is None
+  assert data.train_classes == hashing.train_classes
+  for split in ("train", "val", "test"):  # the same images as the hashing protocol's
+    got, want = getattr(data, split), getattr(hashing, split)
+    assert len(got) == len(want) and [got[i]["index"] for i in (0, len(got) - 1)] == [want[i]["index"] for i in
+                                                                                       (0, len(want) - 1)]
+
+
 def test_unknown_dataset_is_named():
   config = _config()
   config.dataset = "cub200"

@@ -57,6 +57,10 @@ def test_fashion_mnist_open_set_and_hashing_protocols(tmp_path):
   train_files = {data.train[i]["index"] for i in range(len(data.train))}
   assert len(train_files) == 40
 
+  data = datasets.load(_config("fashion_mnist", tmp_path / "tfds", "classification", val_images_per_class=2))
+  assert (len(data.train), len(data.val), len(data.test)) == (40, 20, 20) and data.test_gallery is None
+  assert sorted(_labels(data.test)) == sorted(list(range(10)) * 2)  # the official test images, closed set
+
 
 def _market(root):
   folder = root / "Market-1501-v15.09.15"

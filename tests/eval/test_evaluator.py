@@ -150,3 +150,30 @@ def test_attribute_metrics_use_names_and_skip_unknown_attributes():
   assert evaluator.attribute_metrics(predicted, np.full((3, 3), -1)) == {}
   with pytest.raises(ValueError, match="one value per attribute"):
     evaluator.attribute_metrics(predicted[:, :2], labels)
+
+
+def _classify_fn(params, method_state, images, config):
+  """Logits of 5 classes: the embedding's 3 dimensions and two constants."""
+  embedding = _embed_fn(params, method_state, images, config)
+  return jnp.concatenate([embedding, jnp.full((len(images), 2), 0.1)], axis=1)
+
+
+def test_classification_accuracy_maps_labels_to_the_logits_of_the_training_classes():
+  source = _AttributedSource(21, seed=3)  # labels 1..4
+  train_classes = (4, 2, 1, 3, 9)  # logit i is class train_classes[i]
+  method = types.SimpleNamespace(embed_fn=_embed_fn, classify_fn=_classify_fn, attribute_fn=_attribute_fn)
+  embedder = evaluator.Embedder(method, _config("classification"), mesh_lib.make_mesh())
+  got = evaluator.make_evaluator(source, None, embedder, train_classes).run({"scale": jnp.float32(0.5)}, {})
+  logits = np.concatenate([0.5 * source.embeddings, np.full((21, 2), 0.1)], axis=1)
+  predicted_class = np.asarray(train_classes)[np.argmax(logits, axis=1)]
+  assert 0 < np.mean(predicted_class == source.labels) < 1
+  assert got["accuracy"] == pytest.approx(np.mean(predicted_class == source.labels))
+  assert "attribute_accuracy" in got and set(got) - {"accuracy"} == {k for k in got if k.startswith("attribute")}
+  assert evaluator.metric_names(_config("classification")) == ("accuracy",)
+
+  with pytest.raises(ValueError, match="classes \\[1\\] that training never saw"):
+    evaluator.make_evaluator(source, None, embedder, (4, 2, 3)).run({"scale": jnp.float32(0.5)}, {})
+  without = evaluator.Embedder(types.SimpleNamespace(embed_fn=_embed_fn), _config("classification"),
+                               mesh_lib.make_mesh())
+  with pytest.raises(ValueError, match="needs a method with classify_fn"):
+    evaluator.make_evaluator(source, None, without, train_classes)

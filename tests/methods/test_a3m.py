@@ -128,6 +128,7 @@ def test_outputs_and_attribute_predictions(model):
   np.testing.assert_array_equal(predicted, np.argmax(out["attribute_logits"], -1))
   assert predicted.dtype == np.int32 and np.all(predicted < np.asarray(SIZES))
   np.testing.assert_allclose(a3m.embed_fn(params, state, _batch()["image"], config), out["embedding"])
+  np.testing.assert_allclose(a3m.classify_fn(params, state, _batch()["image"], config), out["logits"])
   # m_region = max_k m_k (Eq. 5 and below), in the model as in the equation.
   np.testing.assert_allclose(out["region_attention"], np.max(out["attention"], axis=1), rtol=1e-6)
 
@@ -219,8 +220,10 @@ def test_configs_build_for_every_dataset():
   assert (market.image_height, market.image_size, market.eval.protocol, market.eval.metric) == (448, 224, "reid",
                                                                                                "euclidean")
   assert market.a3m.feature_dim == 512 and market.embedding_dim == 0 and market.a3m.use_attribute_labels
+  for name, dataset in (("compcars", "compcars"), ("cub_cls", "cub")):
+    c = a3m_config.get_config(f"dataset={name}")
+    assert (c.dataset, c.eval.protocol, c.a3m.use_attribute_labels) == (dataset, "classification", True)
   assert a3m_config.get_config("dataset=compcars").image_size == 448
-  assert a3m_config.get_config("dataset=cub_cls").dataset == "cub"
   for name in ("cub", "cars196"):
     c = a3m_config.get_config(f"dataset={name},variant=att1")
     assert not c.a3m.use_attribute_labels and c.embedding_dim == 384 and c.a3m.variant == "att1"

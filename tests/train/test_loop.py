@@ -69,3 +69,14 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
   assert steps and steps[-1] < bad_step
   params = final_state(str(tmp_path), steps[-1])["params"]
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(params))
+
+
+def test_classification_protocol_selects_and_scores_by_accuracy(tmp_path):
+  config = tiny_config(eval_every=2, **{"eval.protocol": "classification", "data.val_images_per_class": 1,
+                                        "data.query_images_per_class": 1})
+  results = loop.train(config, str(tmp_path))
+  val = read_metrics(str(tmp_path), "val")
+  assert [m["step"] for m in val] == [2, 4, 6] and all(0 <= m["accuracy"] <= 1 for m in val)
+  accuracy = {m["step"]: m["accuracy"] for m in val}
+  assert accuracy[results["checkpoint_step"]] == max(accuracy.values())
+  assert set(results) == {"accuracy", "checkpoint_step"}
