@@ -97,6 +97,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   config.midattr.branches = options["branches"]  # both | global | part
   both = options["branches"] == "both"
   config.midattr.descriptor = options["descriptor"] or ("fused" if both else options["branches"])
+  config.midattr.part_init = "copy"  # copy (the backbone's last stage, "duplicate conv5") | random
   config.midattr.part_stripes = 0  # 0: one stripe per row of the last-stage map
   config.midattr.part_dim = 256
   config.midattr.part_descriptor = "reduced"  # reduced (after the 1x1 conv) | pooled (pool5_1)

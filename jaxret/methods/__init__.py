@@ -10,6 +10,9 @@ Every method module exposes the same surface, so the loop and evaluators never s
   (hashing methods: the real-valued code; its sign is the hash code).
 - `update_state(params, method_state, data, config) -> method_state`: optional, run every
   `config.state_update_every` steps for work outside the gradient step.
+- `after_pretrained_backbone(params, method_state, config) -> (params, method_state)`: optional,
+  run once after `config.init_weights` filled the backbone (midattr copies its last stage into
+  the part branch).
 - `attribute_fn(params, method_state, images, config) -> int32 [B, K] | None`: optional, the
   predicted value of each of the dataset's K attributes (None when this config predicts none);
   the evaluators then report `attribute_accuracy` on splits whose examples have "attributes".

@@ -23,6 +23,8 @@ Config (`config.midattr`):
   one branch; Tables 2, 3 and 6 both).
 - `descriptor`: "fused" | "global" | "part": the test descriptor (Table 2's three rows);
   it must use trained branches.
+- `part_init`: "copy" (the paper "duplicates conv5": the part branch starts as a copy of the
+  backbone's last stage, ImageNet weights included with `config.init_weights`) | "random".
 - `part_stripes`: S; 0 = one stripe per row of the last-stage map (the paper's 7 at 224 px).
 - `part_dim`: channels of the 1x1 reduction (the paper does not say; 256 here).
 - `part_descriptor`: "reduced" (the part feature after the 1x1 conv, S x part_dim dims) |
@@ -49,6 +51,7 @@ ATTRIBUTE_LAYERS = ("res3", "res4", "res5", "none")
 BRANCHES = ("both", "global", "part")
 DESCRIPTORS = ("fused", "global", "part")
 PART_DESCRIPTORS = ("reduced", "pooled")
+PART_INITS = ("copy", "random")
 _INVALID_LOGIT = -1e9  # logit of a padded attribute value: softmax probability 0
 
 
@@ -189,7 +192,7 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
   """The Model of `config`; raises a ValueError naming the config key at fault."""
   m = config.midattr
   for key, allowed in (("attribute_layer", ATTRIBUTE_LAYERS), ("branches", BRANCHES), ("descriptor", DESCRIPTORS),
-                       ("part_descriptor", PART_DESCRIPTORS)):
+                       ("part_descriptor", PART_DESCRIPTORS), ("part_init", PART_INITS)):
     if m[key] not in allowed:
       raise ValueError(f"config.midattr.{key}={m[key]!r}: expected one of {allowed}")
   if m.descriptor != "fused" and m.branches not in ("both", m.descriptor):
@@ -229,9 +232,33 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
                part_descriptor=m.part_descriptor, dropout=m.dropout, dtype=jnp.dtype(config.compute_dtype))
 
 
+def copy_last_stage(params, method_state):
+  """Sec. 2.1, "we duplicate conv5": `(params, method_state)` with the part branch's stage
+  (`part_stage`, parameters and batch statistics) set to the backbone's last stage."""
+
+  def last_stage(tree):
+    blocks = tree["backbone"]
+    last = max(int(name[len("layer")]) for name in blocks if name.startswith("layer"))
+    return {name: blocks[name] for name in blocks if name.startswith(f"layer{last}_")}
+
+  stats = method_state["batch_stats"]
+  return ({**params, "part_stage": last_stage(params)},
+          {**method_state, "batch_stats": {**stats, "part_stage": last_stage(stats)}})
+
+
 def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: dict):
   variables = make_model(config).init(rng, sample_batch["image"], train=False)
-  return variables["params"], {"batch_stats": variables["batch_stats"]}
+  params, method_state = variables["params"], {"batch_stats": variables["batch_stats"]}
+  if config.midattr.part_init == "copy" and "part_stage" in params:
+    params, method_state = copy_last_stage(params, method_state)
+  return params, method_state
+
+
+def after_pretrained_backbone(params, method_state, config: ml_collections.ConfigDict):
+  """With `part_init = "copy"`, the part branch starts from the pretrained last stage too."""
+  if config.midattr.part_init == "copy" and "part_stage" in params:
+    return copy_last_stage(params, method_state)
+  return params, method_state
 
 
 def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collections.ConfigDict):

@@ -4,7 +4,7 @@ part tables, and a short re-ID training run.
 
 One tiny model (width 0.0625, 64 px: res3 8 x 8, res5 2 x 2) is initialised once per module;
 ablations reuse its parameters (unused ones are ignored; res4 / res5 heads get a fresh kernel),
-forward passes run eagerly, and one gradient program is compiled.
+forward passes run eagerly, and one loss-and-gradient program is compiled.
 """
 import json
 import os
@@ -13,13 +13,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import traverse_util
 
 from configs import midattr as midattr_config
 from jaxret.data import synthetic
 from jaxret.data.builders import dukemtmc_reid, market1501
 from jaxret.methods import midattr
 from jaxret.ops import horizontal_pooling
+from jaxret import weights
 from jaxret.train import loop
+from jaxret.train import state as state_lib
 
 SIZES = (3, 2, 4)  # K = 3 attributes with 3, 2 and 4 values
 PARTS = (("top", (0,)), ("middle", (1, 2)), ("everywhere", (0, 1, 2, 3)))
@@ -53,6 +56,15 @@ def model():
   config = _config()
   params, state = jax.jit(lambda: midattr.init_state(jax.random.key(0, impl="rbg"), config, _batch()))()
   return config, params, state
+
+
+@pytest.fixture(scope="module")
+def loss_and_grads(model):
+  """`(loss, (metrics, new_state)), grads = loss_and_grads(batch, rng)`: one compiled program for the
+  loss and gradient tests."""
+  config, params, state = model
+  return jax.jit(lambda batch, rng: jax.value_and_grad(midattr.loss_fn, has_aux=True)(params, state, batch, rng,
+                                                                                       config))
 
 
 def _apply(config, params, state, train=False, capture=False):
@@ -137,16 +149,14 @@ def test_outputs_routing_and_attribute_predictions(model):
 def test_part_branch_has_its_own_weights(model):
   config, params, state = model
   own, backbone = params["part_stage"], {k: v for k, v in params["backbone"].items() if k.startswith("layer4_")}
-  assert jax.tree.map(np.shape, own) == jax.tree.map(np.shape, backbone) and set(own) == {"layer4_0", "layer4_1"}
-  assert not np.allclose(own["layer4_0"]["conv1"]["kernel"], backbone["layer4_0"]["conv1"]["kernel"])
-  assert set(state["batch_stats"]["part_stage"]) == {"layer4_0", "layer4_1"}
+  assert set(own) == {"layer4_0", "layer4_1"} and set(state["batch_stats"]["part_stage"]) == set(own)
+  # part_init = "copy" (default): the copy starts with the backbone's last-stage values, in buffers
+  # of its own, and run on res4 it reproduces the backbone's res5.
+  jax.tree.map(np.testing.assert_array_equal, own, backbone)
+  kernel = own["layer4_0"]["conv1"]["kernel"]
+  assert kernel.unsafe_buffer_pointer() != backbone["layer4_0"]["conv1"]["kernel"].unsafe_buffer_pointer()
   base = _apply(config, params, state, capture=True)
-  # The copy runs on res4: with the backbone's weights it reproduces the backbone's res5.
-  shared = {**params, "part_stage": backbone}
-  stats = {"batch_stats": {**state["batch_stats"], "part_stage": {
-      k: v for k, v in state["batch_stats"]["backbone"].items() if k.startswith("layer4_")}}}
-  copied = _apply(config, shared, stats, capture=True)
-  np.testing.assert_allclose(copied["part_res5"], base["stages"]["res5"], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(base["part_res5"], base["stages"]["res5"], rtol=1e-6)
   # Own weights: changing the copy moves the part feature only; changing the backbone's last stage
   # moves the global feature only.
   bumped = jax.tree.map(lambda x: x * 1.5, own)
@@ -177,10 +187,10 @@ def test_descriptor_is_the_l2_normalised_features_concatenated(model):
   np.testing.assert_allclose(pooled["part_logits"], out["part_logits"], rtol=1e-6)  # the FC still reads the reduced
 
 
-def test_loss_is_eq_3_with_unknown_attributes_masked(model):
+def test_loss_is_eq_3_with_unknown_attributes_masked(model, loss_and_grads):
   config, params, state = model
   batch = _batch()
-  loss, (metrics, new_state) = midattr.loss_fn(params, state, batch, RNG, config)
+  (loss, (metrics, new_state)), _ = loss_and_grads(batch, RNG)
   out = _apply(config, params, state, train=True)  # the same dropout mask (same rng)
   labels, attributes = np.asarray(batch["label"]), np.asarray(batch["attributes"])
   loss_global = np.mean([_ce(out["global_logits"][i], labels[i]) for i in range(4)])
@@ -190,7 +200,7 @@ def test_loss_is_eq_3_with_unknown_attributes_masked(model):
   np.testing.assert_allclose(loss, 5 * loss_global + 4 * loss_local + 0.1 * np.sum(per_attribute), rtol=1e-5)
   np.testing.assert_allclose(metrics["loss_attribute"], np.sum(per_attribute), rtol=1e-5)
   # Dropout is on in training and draws from the step's rng.
-  other = midattr.loss_fn(params, state, batch, jax.random.key(8), config)[0]
+  other = loss_and_grads(batch, jax.random.key(8))[0][0]
   assert not np.isclose(other, loss)
   assert set(new_state["batch_stats"]) == {"backbone", "part_stage"}
 
@@ -238,10 +248,8 @@ def test_branch_switches_train_one_branch(model):
     assert ("part_stage" in variables) == (kept == "part")
 
 
-def test_gradients_reach_every_branch_and_only_the_assigned_parts(model):
-  config, params, state = model
-  grads = jax.jit(lambda p: jax.grad(lambda p: midattr.loss_fn(p, state, _batch(), RNG, config)[0])(p))(params)
-  grads = jax.tree.map(np.asarray, grads)
+def test_gradients_reach_every_branch_and_only_the_assigned_parts(loss_and_grads):
+  grads = jax.tree.map(np.asarray, loss_and_grads(_batch(), RNG)[1])
   for name in ("global_classifier", "part_classifier", "part_reduction", "part_stage"):
     for leaf in jax.tree.leaves(grads[name]):
       assert np.any(leaf != 0), name
@@ -256,9 +264,32 @@ def test_gradients_reach_every_branch_and_only_the_assigned_parts(model):
   assert not zero, zero
 
 
+def test_pretrained_weights_fill_the_part_branch_too(model, tmp_path):
+  config, params, state = model
+  pretrained = jax.tree.map(lambda x: np.asarray(x) + 1.5, {"params": params["backbone"],
+                                                             "batch_stats": state["batch_stats"]["backbone"]})
+  path = tmp_path / "tiny_resnet18.npz"
+  np.savez(path, **traverse_util.flatten_dict(pretrained, sep="/"), **{weights.FLAX_ARCH_KEY: np.array("resnet18")})
+  train_state = state_lib.TrainState(step=jnp.zeros((), jnp.int32), params=params, method_state=state, opt_state=(),
+                                     nonfinite_step=jnp.full((), -1, jnp.int32))
+  for part_init in ("copy", "random"):
+    config = _config(part_init=part_init)
+    config.unlock()
+    config.init_weights = str(path)
+    loaded = state_lib.with_pretrained_backbone(train_state, config, midattr)
+    jax.tree.map(np.testing.assert_array_equal, loaded.params["backbone"], pretrained["params"])
+    want = {k: v for k, v in pretrained["params"].items() if k.startswith("layer4_")}
+    want_stats = {k: v for k, v in pretrained["batch_stats"].items() if k.startswith("layer4_")}
+    if part_init == "random":
+      want, want_stats = params["part_stage"], state["batch_stats"]["part_stage"]
+    jax.tree.map(np.testing.assert_array_equal, loaded.params["part_stage"], want)
+    jax.tree.map(np.testing.assert_array_equal, loaded.method_state["batch_stats"]["part_stage"], want_stats)
+    jax.tree.map(np.testing.assert_array_equal, loaded.params["global_classifier"], params["global_classifier"])
+
+
 def test_bad_config_values_name_the_key():
   for key, value in (("attribute_layer", "res2"), ("branches", "all"), ("descriptor", "mean"),
-                     ("part_descriptor", "raw")):
+                     ("part_descriptor", "raw"), ("part_init", "imagenet")):
     with pytest.raises(ValueError, match=f"config.midattr.{key}"):
       midattr.make_model(_config(**{key: value}))
   with pytest.raises(ValueError, match="descriptor='part' needs the part branch"):
