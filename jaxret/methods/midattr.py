@@ -227,8 +227,8 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
                          f"a non-empty subset of 0..{m.num_parts - 1} (config.midattr.num_parts={m.num_parts})")
     routing = tuple(map(tuple, routing_matrix(m.attribute_parts, m.num_parts).tolist()))
   return Model(backbone=config.backbone, backbone_width=config.backbone_width, num_classes=config.num_classes,
-               attribute_sizes=sizes, routing=routing, num_parts=m.num_parts, attribute_layer=m.attribute_layer, branches=m.branches,
-               descriptor=m.descriptor, part_stripes=m.part_stripes, part_dim=m.part_dim,
+               attribute_sizes=sizes, routing=routing, num_parts=m.num_parts, attribute_layer=m.attribute_layer,
+               branches=m.branches, descriptor=m.descriptor, part_stripes=m.part_stripes, part_dim=m.part_dim,
                part_descriptor=m.part_descriptor, dropout=m.dropout, dtype=jnp.dtype(config.compute_dtype))
 
 
