@@ -12,6 +12,9 @@ Every method module exposes the same surface, so the loop and evaluators never s
   `config.state_update_every` steps for work outside the gradient step.
 - `classify_fn(params, method_state, images, config) -> [B, num_classes]`: optional, class logits
   (logit i = the i-th training class); needed by `config.eval.protocol = "classification"`.
+- `after_pretrained_backbone(params, method_state, config) -> (params, method_state)`: optional,
+  run once after `config.init_weights` filled the backbone (midattr copies its last stage into
+  the part branch).
 - `attribute_fn(params, method_state, images, config) -> int32 [B, K] | None`: optional, the
   predicted value of each of the dataset's K attributes (None when this config predicts none);
   the evaluators then report `attribute_accuracy` on splits whose examples have "attributes".

@@ -95,7 +95,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
   if restored is not None:
     state = restored
   elif config.init_weights:
-    state = state_lib.with_pretrained_backbone(state, config)
+    state = state_lib.with_pretrained_backbone(state, config, method)
   start_step = int(jax.device_get(state.step))
   if restored is not None:
     log.info("restored from step %d in %s", start_step, workdir)

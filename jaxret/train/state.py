@@ -44,9 +44,14 @@ def create(method, config: ml_collections.ConfigDict, tx: optax.GradientTransfor
   return jax.jit(init, out_shardings=mesh_lib.replicated(mesh))()
 
 
-def with_pretrained_backbone(state: TrainState, config: ml_collections.ConfigDict) -> TrainState:
+def with_pretrained_backbone(state: TrainState, config: ml_collections.ConfigDict, method=None) -> TrainState:
   """`state` with the module named "backbone" (its parameters and batch statistics) read from
-  `config.init_weights` (torchvision `.pth` / `.safetensors`, or a `launch.convert_weights` file)."""
+  `config.init_weights` (torchvision `.pth` / `.safetensors`, or a `launch.convert_weights` file),
+  then passed through `method.after_pretrained_backbone` when the method has one."""
   params, batch_stats = weights.load_backbone_variables(
       config.init_weights, config.backbone, state.params, state.method_state["batch_stats"])
-  return state.replace(params=params, method_state={**state.method_state, "batch_stats": batch_stats})
+  method_state = {**state.method_state, "batch_stats": batch_stats}
+  hook = getattr(method, "after_pretrained_backbone", None)
+  if hook is not None:  # compiled: every output leaf is a buffer of its own (the train step donates them)
+    params, method_state = jax.jit(lambda p, s: hook(p, s, config))(params, method_state)
+  return state.replace(params=params, method_state=method_state)
