@@ -79,6 +79,9 @@ def ranking_stats(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarr
   if topk is not None and (not isinstance(topk, (int, np.integer)) or topk < 1):
     raise ValueError(f"topk must be a positive integer or None; got {topk!r}.")
   num_gallery = len(gallery)
+  if num_gallery == 0:
+    raise ValueError("the gallery is empty: expected at least one gallery item to rank (a re-ID split "
+                     "whose every image is the first of its identity and camera has no gallery)")
   queries = {"x": query, "labels": query_labels}
   gallery_arrays = {"x": gallery, "labels": gallery_labels,
                     "valid": inputs.visible("gallery_valid", gallery_valid, n=num_gallery)}

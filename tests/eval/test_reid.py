@@ -118,3 +118,5 @@ def test_errors_name_the_bad_value():
     jaxret.eval.reid_metrics(x, [1, 1, 2], [0, 0, 0], x, [1, 2, 3], [0, 0])
   with pytest.raises(ValueError, match="metric must be 'euclidean' or 'cosine' for re-ID; got 'hamming'"):
     jaxret.eval.reid_metrics(x, [1, 1, 2], [0, 0, 0], x, [1, 2, 3], [0, 0, 0], metric="hamming")
+  with pytest.raises(ValueError, match="the gallery is empty"):
+    jaxret.eval.reid_metrics(x, [1, 1, 2], [0, 0, 0], np.zeros((0, 2)), [], [])
