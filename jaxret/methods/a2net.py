@@ -15,10 +15,13 @@ once, then the C maps are formed at D channels (no Python loop over maps).
 
 Loss (Eq. 13, `jaxret.losses.hashing`), on a batch of n queries against all m database codes Z:
   `||X - W^T V'||^2 + lambda ||W X - V'||^2 + alpha ||V' V'^T - n I||^2
-   + beta sum_i sum_j (v'_i^T z_j - k S_ij)^2  [+ gamma sum_i ||z_i - v'_i||^2, ADSH, off by default]`
-with lambda = 1, alpha = 1 / (n k), beta = 12 / k. The sum is divided by n m, as ADSH's public
-code divides its loss by (database size x batch): a constant factor, so only the learning rate
-sees it.
+   + beta sum_i sum_j (v'_i^T z_j - k S_ij)^2 + gamma sum_i ||z_i - v'_i||^2`
+with lambda = 1, alpha = 1 / (n k), beta = 12 / k. The last term is ADSH's (the paper trains
+"following [17]", ADSH; gamma = 200 there and in configs/a2net.py); gamma = 0 gives Eq. 13 as
+printed, which with many classes has a degenerate optimum (one code for every image and
+Z = -that code fits every dissimilar pair; it happened on the synthetic set). The sum is divided
+by n m, as ADSH's public code divides its loss by (database size x batch): a constant factor, so
+only the learning rate sees it.
 
 Asymmetric training (ADSH, the paper's [17]): `method_state["database"]` holds, per training
 image j (the batch's "index" field), its code `z_j` (0 until first assigned, as in ADSH), its
