@@ -1,7 +1,7 @@
 """A2-Net on the synthetic set: does the decorrelation term (Eq. 8) lower the correlation between bits?
 
   python benchmarks/a2net_decorrelation.py --workdir_root /tmp/a2net_bench      # bits 32, seed 0
-  python benchmarks/a2net_decorrelation.py --variants a2net --alpha_times_nk 3000 ...
+  python benchmarks/a2net_decorrelation.py --variants a2net --alpha_times_nk 36000 --total_steps 200
 
 Trains `configs/a2net.py:dataset=synthetic,bits=K,variant=V` for each variant (default
 "reconstruction", i.e. A2-Net without Eq. 8, and "a2net") with the loop (a finished run in
@@ -64,16 +64,20 @@ def main():
   parser.add_argument("--bits", type=int, default=32)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--alpha_times_nk", type=float, default=1.0)
+  parser.add_argument("--total_steps", type=int, default=0, help="0: the config's (600)")
   args = parser.parse_args()
-  results = {"bits": args.bits, "seed": args.seed, "alpha_times_nk": args.alpha_times_nk}
+  results = {"bits": args.bits, "seed": args.seed, "alpha_times_nk": args.alpha_times_nk,
+             "total_steps": args.total_steps or 600}
   for variant in args.variants.split(","):
     config = a2net_config.get_config(f"dataset=synthetic,bits={args.bits},variant={variant}")
     config.unlock()
     config.seed = args.seed
     config.a2net.alpha_times_nk = args.alpha_times_nk
+    config.total_steps = args.total_steps or config.total_steps
     config.lock()
     suffix = "" if args.alpha_times_nk == 1.0 else f"_alpha{args.alpha_times_nk:g}"
-    workdir = os.path.join(args.workdir_root, f"{variant}_bits{args.bits}_seed{args.seed}{suffix}")
+    steps = f"_steps{args.total_steps}" if args.total_steps else ""
+    workdir = os.path.join(args.workdir_root, f"{variant}_bits{args.bits}_seed{args.seed}{suffix}{steps}")
     metrics = loop.train(config, workdir)
     config, mesh, data, model = scored_model(config, workdir)
     embed = evaluator_lib.Embedder(methods.get_method("a2net"), config, mesh)

@@ -68,10 +68,12 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   config.a2net.alpha_times_nk = 1.0  # alpha = this / (n k)
   config.a2net.beta_times_k = 12.0  # beta = this / k
   # ADSH's ||z_i - u_i||^2 weight. Not in Eq. 13, but the paper trains "following [17]" (ADSH,
-  # gamma = 200, as does the group's SEMICON code). gamma = 0 is Eq. 13 as printed: on the
-  # synthetic set (200 classes) it collapsed to one code for every image with Z = -that code,
-  # which fits the 199/200 dissimilar pairs exactly (BENCHMARKS.md).
+  # gamma = 200, as does the group's SEMICON code); gamma = 0 is Eq. 13 as printed.
   config.a2net.gamma = 200.0
+  # Z before the first update: "zeros" (ADSH's public code: the first outer iteration then
+  # trains only the other terms) or "random" (uniform {-1, +1}: each class starts with its
+  # images' random codes as targets). Neither avoided the collapse on the synthetic set.
+  config.a2net.database_init = "random"
   config.a2net.num_samples = num_samples  # images per outer iteration (Omega), for the record
 
   config.eval.protocol = "hashing"
@@ -108,7 +110,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config.eval_every = 300
     config.checkpoint_every = 300
     config.optimizer.momentum = 0.9
-    config.optimizer.learning_rate = 0.05
+    config.optimizer.learning_rate = 0.005  # 0.05 diverged (NaN) after the first code update
     config.optimizer.warmup_steps = 50
     config.optimizer.schedule = "cosine"
     config.optimizer.decay_boundaries = ()

@@ -18,13 +18,17 @@ Loss (Eq. 13, `jaxret.losses.hashing`), on a batch of n queries against all m da
    + beta sum_i sum_j (v'_i^T z_j - k S_ij)^2 + gamma sum_i ||z_i - v'_i||^2`
 with lambda = 1, alpha = 1 / (n k), beta = 12 / k. The last term is ADSH's (the paper trains
 "following [17]", ADSH; gamma = 200 there and in configs/a2net.py); gamma = 0 gives Eq. 13 as
-printed, which with many classes has a degenerate optimum (one code for every image and
-Z = -that code fits every dissimilar pair; it happened on the synthetic set). The sum is divided
-by n m, as ADSH's public code divides its loss by (database size x batch): a constant factor, so
-only the learning rate sees it.
+printed. The sum is divided by n m, as ADSH's public code divides its loss by (database size x
+batch): a constant factor, so only the learning rate sees it.
+With many classes the asymmetric term has a degenerate minimum: one code c for every image and
+Z = -c fits all dissimilar pairs (a fraction 1 - 1/classes of them). Trained from scratch on the
+synthetic set (200 classes) it is reached at the first code update, with gamma 0 or 200, Z
+initialised to 0 or at random (BENCHMARKS.md); only a decorrelation weight far above the paper's
+(Eq. 8 penalises equal bits) kept the codes apart there. The paper fine-tunes ImageNet weights.
 
 Asymmetric training (ADSH, the paper's [17]): `method_state["database"]` holds, per training
-image j (the batch's "index" field), its code `z_j` (0 until first assigned, as in ADSH), its
+image j (the batch's "index" field), its code `z_j` (`a2net.database_init`: uniform random in
+{-1, +1}, or 0 until first assigned as in ADSH's public code), its
 label (-1 until the training stream first shows it), the latest output `tanh(W x_j)` and whether
 it was seen since the last code update. The stream is reshuffled every epoch, so the images
 seen between two updates are a random subset Omega of the training set (`config.a2net.num_samples`
@@ -53,6 +57,7 @@ from jaxret.ops import asymmetric_codes
 VARIANTS = {  # config.a2net.variant -> (attention features, Eq. 7 term, Eq. 8 term): Table 2's rows
     "vanilla": (False, False, False), "attention": (True, False, False),
     "reconstruction": (True, True, False), "a2net": (True, True, True)}
+DATABASE_INITS = ("random", "zeros")
 
 
 def attention_guidance(t: jax.Array, logits_kernel: jax.Array, logits_bias: jax.Array) -> jax.Array:
@@ -152,6 +157,8 @@ def _check(config: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.a2net.{key}={c[key]}: expected a positive integer")
   if c.num_attention < 0:
     raise ValueError(f"config.a2net.num_attention={c.num_attention}: expected 0 (= bits) or a positive integer")
+  if c.database_init not in DATABASE_INITS:
+    raise ValueError(f"config.a2net.database_init={c.database_init!r}: expected one of {DATABASE_INITS}")
   for key in ("lam", "alpha_times_nk", "beta_times_k", "gamma"):
     if c[key] < 0:
       raise ValueError(f"config.a2net.{key}={c[key]}: expected a weight >= 0")
@@ -167,10 +174,13 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
                dtype=jnp.dtype(config.compute_dtype))
 
 
-def init_database(num_images: int, bits: int) -> dict:
-  """The asymmetric-training state for m = `num_images` training images (module docstring)."""
-  return {"codes": jnp.zeros((num_images, bits), jnp.float32),
-          "labels": jnp.full((num_images,), -1, jnp.int32),
+def init_database(num_images: int, bits: int, rng: jax.Array | None = None) -> dict:
+  """The asymmetric-training state for m = `num_images` training images (module docstring): codes
+  Z all 0 (ADSH's public code), or uniformly random in {-1, +1} given `rng`."""
+  codes = jnp.zeros((num_images, bits), jnp.float32)
+  if rng is not None:
+    codes = jnp.where(jax.random.bernoulli(rng, 0.5, codes.shape), 1.0, -1.0)
+  return {"codes": codes, "labels": jnp.full((num_images,), -1, jnp.int32),
           "outputs": jnp.zeros((num_images, bits), jnp.float32),
           "in_query": jnp.zeros((num_images,), bool)}
 
@@ -180,8 +190,10 @@ def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: 
   if config.num_train_examples < 1:
     raise ValueError(f"config.num_train_examples={config.num_train_examples}: A2-Net keeps a code per "
                      "training image and needs the training-set size (the train loop sets it)")
-  variables = make_model(config).init(rng, sample_batch["image"], train=False)
-  database = init_database(config.num_train_examples, config.a2net.bits)
+  model_rng, codes_rng = jax.random.split(rng)
+  variables = make_model(config).init(model_rng, sample_batch["image"], train=False)
+  random_codes = config.a2net.database_init == "random"
+  database = init_database(config.num_train_examples, config.a2net.bits, codes_rng if random_codes else None)
   return variables["params"], {"batch_stats": variables["batch_stats"], "database": database}
 
 
@@ -245,13 +257,13 @@ def embed_fn(params, method_state, images: jax.Array, config: ml_collections.Con
 
 
 def mean_abs_bit_correlation(codes: jax.Array) -> jax.Array:
-  """Mean |Pearson correlation| over the k (k - 1) / 2 pairs of bits: codes `[N, k]` -> scalar
-  (a constant bit counts as uncorrelated)."""
-  centred = codes - jnp.mean(codes, axis=0)
-  scale = jnp.sqrt(jnp.sum(centred ** 2, axis=0))
-  corr = (centred.T @ centred) / jnp.maximum(scale[:, None] * scale[None, :], 1e-12)
-  k = codes.shape[1]
-  return jnp.sum(jnp.abs(jnp.triu(corr, 1))) / max(k * (k - 1) // 2, 1)
+  """Mean over the k (k - 1) / 2 pairs of bits of `|b_a^T b_b| / N`, the off-diagonal of Eq. 8's
+  `V' V'^T / n`: codes `[N, k]` (in {-1, +1}, or relaxed) -> scalar. For +-1 codes this is the
+  uncentred correlation of two bits (Pearson's when the bits are balanced); two equal constant
+  bits score 1 (a collapsed code is fully correlated, not undefined)."""
+  n, k = codes.shape
+  gram = codes.T @ codes / n
+  return jnp.sum(jnp.abs(jnp.triu(gram, 1))) / max(k * (k - 1) // 2, 1)
 
 
 def images_with_bit_on(relaxed: np.ndarray, bit: int, limit: int | None = None) -> np.ndarray:

@@ -121,6 +121,9 @@ def test_vanilla_backbone_is_adsh_on_pooled_features(model):
   params, state = jax.jit(lambda: a2net.init_state(jax.random.key(0, impl="rbg"), config, _batch()))()
   assert "transform_local" not in params and "attention_kernel" not in params
   assert params["encoder"].shape == (BITS, 8 * config.backbone_width * 64)  # GAP(res5) of a ResNet-18
+  codes = np.asarray(state["database"]["codes"])  # database_init="random": uniform {-1, +1}
+  assert codes.shape == (NUM_IMAGES, BITS) and set(np.unique(codes)) == {-1.0, 1.0}
+  np.testing.assert_array_equal(np.asarray(a2net.init_database(NUM_IMAGES, BITS)["codes"]), 0.0)  # "zeros"
   state["database"] = model[2]["database"]
   loss, _ = a2net.loss_fn(params, state, _batch(), None, config)
   out = a2net.make_model(config).apply({"params": params, "batch_stats": state["batch_stats"]}, _batch()["image"],
@@ -171,11 +174,15 @@ def test_mean_abs_bit_correlation():
   b = np.array([1.0, 1.0, -1.0, -1.0])
   assert float(a2net.mean_abs_bit_correlation(jnp.stack([a, b], 1))) == 0.0
   assert float(a2net.mean_abs_bit_correlation(jnp.stack([a, -a, b], 1))) == pytest.approx(1.0 / 3.0)
+  collapsed = jnp.ones((4, 3))  # every image the same code: fully correlated
+  assert float(a2net.mean_abs_bit_correlation(collapsed)) == 1.0
 
 
 def test_bad_config_values_name_the_key():
   with pytest.raises(ValueError, match="config.a2net.variant='full'"):
     a2net.make_model(_config(variant="full"))
+  with pytest.raises(ValueError, match="config.a2net.database_init='ones'"):
+    a2net.make_model(_config(database_init="ones"))
   with pytest.raises(ValueError, match="config.a2net.gamma"):
     a2net.make_model(_config(gamma=-1.0))
   with pytest.raises(ValueError, match="bits='x'"):
