@@ -34,6 +34,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.compute_dtype = "float32"
   c.num_classes = 0  # 0: the number of training classes of the dataset (set by the loop)
   c.attribute_sizes = ()  # values per attribute; (): the dataset's (set by the loop), if it has any
+  c.num_train_examples = 0  # training-set size (set by the loop; A2-Net keeps a code per image)
   c.state_update_every = 0  # 0 = the method has no update_state
   c.num_workers = 0  # grain worker processes; 0 = read in the main process
 

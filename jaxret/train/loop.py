@@ -62,9 +62,11 @@ def score_test(evaluator, state: state_lib.TrainState, best) -> dict[str, float]
 
 
 def with_dataset_info(config: ml_collections.ConfigDict, data: datasets.DatasetSplits) -> ml_collections.ConfigDict:
-  """A copy of `config` with the label spaces of the dataset (classes, attribute sizes) filled in."""
+  """A copy of `config` with the label spaces of the dataset (classes, attribute sizes) and the
+  training-set size filled in."""
   config = ml_collections.ConfigDict(config.to_dict())
   config.num_classes = config.num_classes or data.num_train_classes
+  config.num_train_examples = len(data.train)
   config.attribute_sizes = tuple(config.attribute_sizes) or tuple(data.attribute_sizes)
   config.lock()
   return config
