@@ -31,7 +31,8 @@ import numpy as np  # pylint: disable=wrong-import-position
 from configs import baseline as baseline_config  # pylint: disable=wrong-import-position
 from configs import vapnet as vapnet_config  # pylint: disable=wrong-import-position
 from jaxret import methods  # pylint: disable=wrong-import-position
-from jaxret.train import mesh as mesh_lib, optimizer, state as state_lib, step as step_lib  # pylint: disable=wrong-import-position
+from jaxret.train import mesh as mesh_lib, optimizer  # pylint: disable=wrong-import-position
+from jaxret.train import state as state_lib, step as step_lib  # pylint: disable=wrong-import-position
 
 
 def make_config(method: str, args, views: int):
