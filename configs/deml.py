@@ -75,6 +75,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   config.deml.walk_steps = 10  # T of Eq. 3
   config.deml.cam_hidden = 64  # W1: C -> 64, W2: 64 -> C
   config.deml.adversary_dim = 64  # width of the adversary F (Dense - ReLU - Dense)
+  config.deml.adversary_input = "raw"  # raw (Eq. 4) | unit (L2-normalised learners: bounded, for training from scratch)
   config.deml.grl_scale = 1.0  # the gradient-reversal layer's factor
   config.deml.lambda0 = 1.0  # Eq. 4
   config.deml.lambda1 = 0.014  # Eq. 6, activation decay
@@ -117,6 +118,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     config.optimizer.learning_rate = 1e-3
     config.optimizer.warmup_steps = 50
     config.optimizer.schedule = "cosine"
+    # From scratch at this learning rate the raw game of Eq. 4 diverges (jaxret/methods/deml.py).
+    config.deml.adversary_input = "unit"
   elif options["dataset"] in ("sop", "inshop"):
     config.eval_every = 10000
     config.checkpoint_every = 10000

@@ -16,7 +16,13 @@ Losses: binomial deviance per CA learner, averaged over learners (Eq. 5); activa
 - `deml.adversary = "grl"` (the paper, Eq. 4): an adversary F^i (per scale, shared by its J
   learners; Dense - ReLU - Dense of `adversary_dim`, the paper's Fig. 3c is not in the text)
   reads the learners through a gradient-reversal layer; `lambda0 sum_{j,j'} ||F(CA_j) - F(CA_j')||^2`
-  is minimised by F and maximised by everything before it;
+  is minimised by F and maximised by everything before it. Eq. 4 feeds F the raw learner
+  outputs (`adversary_input = "raw"`); the maximising side can then grow their norm without
+  bound, which the paper's small learning rate (Adam 1e-5, from ImageNet weights) keeps in check
+  but training from scratch does not (measured on synthetic at Adam 1e-3: learner norms 4 ->
+  170, L_adv 1e3 -> 7e5, the metric loss stuck at 35, every image mapped to one direction).
+  `adversary_input = "unit"` feeds F the L2-normalised learners (the form the test embedding
+  and the metric loss use), which bounds the game;
 - `"hinge"` (the public Caffe code): `hinge_weight` x the contrastive hinge pushing the J
   L2-normalised learner outputs of an image at least `hinge_margin` apart;
 - `"none"`: no diversity term (Table 4's "without L_adv").
@@ -46,6 +52,7 @@ from jaxret.ops.grad_reverse import grad_reverse
 from jaxret.ops.random_walk import object_attention
 
 ADVERSARIES = ("grl", "hinge", "none")
+ADVERSARY_INPUTS = ("raw", "unit")
 STAGES = ("res2", "res3", "res4", "res5")
 
 
@@ -106,6 +113,7 @@ class Model(nn.Module):
   cam_hidden: int = 64
   adversary: str = "grl"
   adversary_dim: int = 64
+  adversary_input: str = "raw"
   grl_scale: float = 1.0
   dtype: jnp.dtype = jnp.float32
 
@@ -114,7 +122,8 @@ class Model(nn.Module):
     """images `[B, H, W, 3]` -> float32 {"embedding": `[B, I J d]` (concatenated unit learners),
     "learners": CA outputs `[B, I, J, d]`, "attention": object attention `[B, I - 1, H, W]`,
     "boxes": crop boxes `[B, I - 1, 4]` (top, left, bottom, right in pixels of the previous
-    scale's input), and with `adversary="grl"` "adversary": F^i(GRL(CA)) `[B, I, J, k]`}."""
+    scale's input), and with `adversary="grl"` "adversary": F^i(GRL(CA)) `[B, I, J, k]` (CA
+    L2-normalised first with `adversary_input="unit"`)}."""
     chex.assert_rank(images, 4)
     b, h, w, _ = images.shape
     backbone = get_backbone(self.backbone, width_multiplier=self.backbone_width, dtype=self.dtype, name="backbone")
@@ -130,8 +139,9 @@ class Model(nn.Module):
       ca = Learners(self.learner_dim, self.dtype, name=f"learners_{i}")(pooled).astype(jnp.float32)
       learners.append(ca)
       if self.adversary == "grl":
+        unit = ca / jnp.maximum(jnp.linalg.norm(ca, axis=-1, keepdims=True), 1e-12)
         adversaries.append(Adversary(self.adversary_dim, self.dtype, name=f"adversary_{i}")(
-            grad_reverse(ca, self.grl_scale)))
+            grad_reverse(unit if self.adversary_input == "unit" else ca, self.grl_scale)))
       if i + 1 < self.num_scales:
         attention = object_attention([maps[name] for name in self.attention_layers], (h, w), self.walk_steps)
         attention = jnp.mean(attention.reshape(self.num_branches, b, h, w), axis=0)
@@ -159,6 +169,8 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
       raise ValueError(f"config.deml.{key}={deml[key]}: expected a positive integer")
   if deml.adversary not in ADVERSARIES:
     raise ValueError(f"config.deml.adversary={deml.adversary!r}: expected one of {ADVERSARIES}")
+  if deml.adversary_input not in ADVERSARY_INPUTS:
+    raise ValueError(f"config.deml.adversary_input={deml.adversary_input!r}: expected one of {ADVERSARY_INPUTS}")
   if deml.split not in STAGES[:-1]:
     raise ValueError(f"config.deml.split={deml.split!r}: expected one of {STAGES[:-1]} (the last FNet stage)")
   gnet = STAGES[STAGES.index(deml.split) + 1:]
@@ -173,6 +185,7 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
                num_branches=deml.num_branches, learner_dim=learner_dim, split=deml.split,
                attention_layers=tuple(deml.attention_layers), walk_steps=deml.walk_steps,
                cam_hidden=deml.cam_hidden, adversary=deml.adversary, adversary_dim=deml.adversary_dim,
+               adversary_input=deml.adversary_input,
                grl_scale=deml.grl_scale, dtype=jnp.dtype(config.compute_dtype))
 
 

@@ -185,7 +185,9 @@ def test_configs_and_bad_values():
   assert c.optimizer.name == "adam" and c.optimizer.learning_rate == 1e-5 and c.optimizer.weight_decay == 2e-4
   with pytest.raises(ValueError, match="dataset="):
     deml_config.get_config("dataset=imagenet")
-  for overrides, key in (({"adversary": "gan"}, "config.deml.adversary"), ({"split": "res5"}, "config.deml.split"),
+  assert deml_config.get_config().deml.adversary_input == "unit" and c.deml.adversary_input == "raw"
+  for overrides, key in (({"adversary": "gan"}, "config.deml.adversary"),
+                         ({"adversary_input": "scaled"}, "config.deml.adversary_input"), ({"split": "res5"}, "config.deml.split"),
                          ({"attention_layers": ("res3",)}, "config.deml.attention_layers"),
                          ({"num_branches": 0}, "config.deml.num_branches")):
     with pytest.raises(ValueError, match=key):
