@@ -30,8 +30,10 @@ The test embedding is the concatenation of the I J L2-normalised learners.
 
 The backbone is one module ("backbone", filled by `config.init_weights`) shared by the scales:
 the paper's FNet^i / GNet^i notation suggests one copy per scale, which would also need one
-set of ImageNet weights per scale. Its split at `deml.split` = "res3" puts the CAMs at stride 8
-and the OAM on stride-16 and stride-32 maps, as GoogLeNet's pool3 / inception4e / 5b.
+set of ImageNet weights per scale. The split at `deml.split` = "res3" runs the OAM on the
+stride-16 and stride-32 maps (res4, res5), as on GoogLeNet's inception4e / 5b; the CAMs then act
+at stride 8 where the paper's (after pool3) act at stride 16 (splitting after res4 would leave
+GNet a single stage for the OAM's two layers).
 
 Batches: P x K identity sampling (`config.data.classes_per_batch`) so that every image has
 positives. Learners train at 10x the learning rate through `config.optimizer.lr_multipliers`.
