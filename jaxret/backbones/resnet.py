@@ -115,25 +115,35 @@ class ResNet(nn.Module):
     return {f"res{s + 2}": self.width * 2**s * expansion for s in range(len(self.stage_sizes))}
 
   @nn.compact
-  def __call__(self, images: jnp.ndarray, *, train: bool) -> dict[str, jnp.ndarray]:
+  def __call__(self, images: jnp.ndarray, *, train: bool, start: str = "stem",
+               stop: str = "res5") -> dict[str, jnp.ndarray]:
     """images [B, H, W, C] -> {"res2".."res5": [B, H_s, W_s, C_s]} (strides 4, 8, 16, 32).
 
     With H = 225: conv1 113, maxpool 57, then res2..res5 57, 29, 15, 8 (torch's floor formulas).
+    `start` / `stop` run only part of the network, with the same parameters (a backbone split
+    into two nets, as DeML's FNet / GNet): `start="res4"` takes the "res3" map as input and
+    runs res4..`stop`; the output holds the stages run ("logits" only when stop is "res5").
     """
     chex.assert_rank(images, 4)
-    x = _conv(self.width, 7, 2, self.dtype, "conv1")(images)
-    x = nn.relu(_norm(train, self.dtype, "bn1")(x))
-    # Flax pads max_pool with -inf, as torch does.
-    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=_PAD1)
+    stages = ("stem", *self.stage_channels())
+    if start not in stages[:-1] or stop not in stages[1:] or stages.index(start) > stages.index(stop):
+      raise ValueError(f"ResNet: start={start!r}, stop={stop!r}: expected start in {stages[:-1]} and stop in "
+                       f"{stages[1:]}, start before stop")
+    x = images
+    if start == "stem":
+      x = _conv(self.width, 7, 2, self.dtype, "conv1")(x)
+      x = nn.relu(_norm(train, self.dtype, "bn1")(x))
+      # Flax pads max_pool with -inf, as torch does.
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=_PAD1)
     out = {}
-    for s, num_blocks in enumerate(self.stage_sizes):
-      for b in range(num_blocks):
+    for s in range(max(stages.index(start) - 1, 0), stages.index(stop)):
+      for b in range(self.stage_sizes[s]):
         stride = 2 if s > 0 and b == 0 else 1
         block = self.block_cls(planes=self.width * 2**s, stride=stride, dtype=self.dtype,
                                name=f"layer{s + 1}_{b}")
         x = block(x, train=train)
       out[f"res{s + 2}"] = x
-    if self.num_classes is not None:
+    if self.num_classes is not None and stop == stages[-1]:
       pooled = jnp.mean(x, axis=(1, 2))
       out["logits"] = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32,
                                kernel_init=_fc_init, name="fc")(pooled)

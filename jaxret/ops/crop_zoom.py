@@ -1,0 +1,78 @@
+"""Crop around the attended region and zoom back to a fixed size (DeML Sec. 3, the operation
+between scales in Fig. 2), as the public code does it: the attention map is normalised to
+[0, 1], thresholded at its mean, the box of the pixels above the threshold is made square, and
+that square is cropped and resized (bilinear) to the output size.
+
+The public code keeps only the largest connected region above the threshold; connected
+components have no fixed-shape jit form, so jaxret boxes every pixel above the mean (the same
+box when the attended region is one blob). The box carries no gradient (`stop_gradient`): the
+crop is a non-differentiable choice of input, as in the paper's code.
+"""
+import jax
+import jax.numpy as jnp
+
+
+def attention_box(attention: jax.Array) -> jax.Array:
+  """The square box around the above-mean pixels of each map: `[B, H, W]` -> float32
+  `[B, 4]` (top, left, bottom, right) in pixel units, bottom/right exclusive.
+
+  The box of the above-mean pixels (all pixels of a constant map) is grown to a square of side
+  max(height, width) about its centre, shifted to lie inside the image, and clipped to the
+  image when the side exceeds it.
+  """
+  attention = jax.lax.stop_gradient(attention.astype(jnp.float32))
+  b, h, w = attention.shape
+  low = jnp.min(attention, axis=(1, 2), keepdims=True)
+  high = jnp.max(attention, axis=(1, 2), keepdims=True)
+  normalised = (attention - low) / jnp.maximum(high - low, 1e-12)
+  above = normalised >= jnp.mean(normalised, axis=(1, 2), keepdims=True)  # [B, H, W]; never empty
+
+  def extent(mask_along: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
+    index = jnp.arange(size, dtype=jnp.float32)
+    first = jnp.min(jnp.where(mask_along, index, size), axis=1)
+    last = jnp.max(jnp.where(mask_along, index, -1), axis=1) + 1
+    return first, last
+
+  top, bottom = extent(jnp.any(above, axis=2), h)
+  left, right = extent(jnp.any(above, axis=1), w)
+  side = jnp.maximum(bottom - top, right - left)
+
+  def square(start: jax.Array, stop: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
+    length = jnp.minimum(side, size)
+    start = jnp.clip((start + stop) / 2 - length / 2, 0, size - length)
+    return start, start + length
+
+  top, bottom = square(top, bottom, h)
+  left, right = square(left, right, w)
+  return jnp.stack([top, left, bottom, right], axis=1)
+
+
+def _sampling_matrix(start: jax.Array, stop: jax.Array, in_size: int, out_size: int) -> jax.Array:
+  """Bilinear weights `[B, out_size, in_size]` that resize the pixels `[start, stop)` of a
+  length-`in_size` axis to `out_size` (half-pixel centres, clamped to the box's edge pixels: the
+  same numbers as cropping, then `jax.image.resize(..., "linear")`, for whole-pixel boxes)."""
+  scale = (stop - start) / out_size  # [B]
+  centres = start[:, None] + (jnp.arange(out_size, dtype=jnp.float32)[None] + 0.5) * scale[:, None] - 0.5
+  centres = jnp.clip(centres, start[:, None], jnp.maximum(stop - 1, start)[:, None])
+  return jnp.maximum(0.0, 1.0 - jnp.abs(centres[..., None] - jnp.arange(in_size, dtype=jnp.float32)))
+
+
+def crop_and_zoom(images: jax.Array, boxes: jax.Array, out_size: tuple[int, int]) -> jax.Array:
+  """Each image's box resized (bilinear) to `out_size`: images `[B, H, W, C]`, boxes `[B, 4]`
+  (top, left, bottom, right in pixels, as `attention_box`) -> `[B, out_h, out_w, C]`.
+
+  One einsum with per-image separable sampling matrices: a fixed output shape under jit.
+  """
+  boxes = jax.lax.stop_gradient(boxes.astype(jnp.float32))
+  _, h, w, _ = images.shape
+  rows = _sampling_matrix(boxes[:, 0], boxes[:, 2], h, out_size[0])  # [B, out_h, H]
+  cols = _sampling_matrix(boxes[:, 1], boxes[:, 3], w, out_size[1])  # [B, out_w, W]
+  out = jnp.einsum("byh,bhwc,bxw->byxc", rows.astype(images.dtype), images, cols.astype(images.dtype))
+  return out.astype(images.dtype)
+
+
+def attend_and_zoom(images: jax.Array, attention: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The next scale's input: images `[B, H, W, C]`, attention `[B, H, W]` (image size) ->
+  (zoomed crops `[B, H, W, C]`, boxes `[B, 4]`)."""
+  boxes = attention_box(attention)
+  return crop_and_zoom(images, boxes, images.shape[1:3]), boxes
