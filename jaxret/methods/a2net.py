@@ -23,8 +23,8 @@ batch): a constant factor, so only the learning rate sees it.
 With many classes the asymmetric term has a degenerate minimum: one code c for every image and
 Z = -c fits all dissimilar pairs (a fraction 1 - 1/classes of them). Trained from scratch on the
 synthetic set (200 classes) it is reached at the first code update, with gamma 0 or 200, Z
-initialised to 0 or at random (BENCHMARKS.md); only a decorrelation weight far above the paper's
-(Eq. 8 penalises equal bits) kept the codes apart there. The paper fine-tunes ImageNet weights.
+initialised to 0 or at random (BENCHMARKS.md); a decorrelation weight 36,000 times the paper's
+(Eq. 8 penalises equal bits) only dented it. The paper fine-tunes ImageNet weights.
 
 Asymmetric training (ADSH, the paper's [17]): `method_state["database"]` holds, per training
 image j (the batch's "index" field), its code `z_j` (`a2net.database_init`: uniform random in
