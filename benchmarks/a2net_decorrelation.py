@@ -2,6 +2,7 @@
 
   python benchmarks/a2net_decorrelation.py --workdir_root /tmp/a2net_bench      # bits 32, seed 0
   python benchmarks/a2net_decorrelation.py --variants a2net --alpha_times_nk 36000 --total_steps 200
+  python benchmarks/a2net_decorrelation.py --similarity balanced    # ADSH's public code's soft S
 
 Trains `configs/a2net.py:dataset=synthetic,bits=K,variant=V` for each variant (default
 "reconstruction", i.e. A2-Net without Eq. 8, and "a2net") with the loop (a finished run in
@@ -65,17 +66,20 @@ def main():
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--alpha_times_nk", type=float, default=1.0)
   parser.add_argument("--total_steps", type=int, default=0, help="0: the config's (600)")
+  parser.add_argument("--similarity", default="paper", help="config.a2net.similarity: paper | balanced")
   args = parser.parse_args()
   results = {"bits": args.bits, "seed": args.seed, "alpha_times_nk": args.alpha_times_nk,
-             "total_steps": args.total_steps or 600}
+             "total_steps": args.total_steps or 600, "similarity": args.similarity}
   for variant in args.variants.split(","):
     config = a2net_config.get_config(f"dataset=synthetic,bits={args.bits},variant={variant}")
     config.unlock()
     config.seed = args.seed
     config.a2net.alpha_times_nk = args.alpha_times_nk
     config.total_steps = args.total_steps or config.total_steps
+    config.a2net.similarity = args.similarity
     config.lock()
     suffix = "" if args.alpha_times_nk == 1.0 else f"_alpha{args.alpha_times_nk:g}"
+    suffix += "" if args.similarity == "paper" else f"_{args.similarity}"
     steps = f"_steps{args.total_steps}" if args.total_steps else ""
     workdir = os.path.join(args.workdir_root, f"{variant}_bits{args.bits}_seed{args.seed}{suffix}{steps}")
     metrics = loop.train(config, workdir)

@@ -79,6 +79,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   # trains only the other terms) or "random" (uniform {-1, +1}: each class starts with its
   # images' random codes as targets). Neither avoided the collapse on the synthetic set.
   config.a2net.database_init = "random"
+  # S_ij of a dissimilar pair: "paper" (-1, Eqs. 11 and 13) or "balanced" (ADSH's public code's
+  # "soft constraint" -r, r = similar / dissimilar pairs; see jaxret.losses.hashing).
+  config.a2net.similarity = "paper"
   config.a2net.num_samples = num_samples  # images per outer iteration (Omega), for the record
 
   config.eval.protocol = "hashing"

@@ -31,18 +31,36 @@ def decorrelation_error(codes: jax.Array) -> jax.Array:
   return jnp.sum((codes.T @ codes - n * jnp.eye(k, dtype=codes.dtype)) ** 2)
 
 
-def pairwise_similarity(labels: jax.Array, database_labels: jax.Array) -> jax.Array:
-  """`S_ij = +1` for the same class, -1 otherwise: labels `[n]`, database_labels `[m]` -> `[n, m]`."""
-  return jnp.where(labels[:, None] == database_labels[None, :], 1.0, -1.0)
+def pairwise_similarity(labels: jax.Array, database_labels: jax.Array, dissimilar=-1.0) -> jax.Array:
+  """`S_ij = +1` for the same class, `dissimilar` otherwise (-1 in the paper; `balanced_dissimilarity`
+  for ADSH's public code): labels `[n]`, database_labels `[m]` -> `[n, m]`."""
+  return jnp.where(labels[:, None] == database_labels[None, :], 1.0, dissimilar)
+
+
+def balanced_dissimilarity(labels: jax.Array, database_labels: jax.Array, num_classes: int,
+                           query_mask: jax.Array | None = None) -> jax.Array:
+  """ADSH's public code's "soft constraint" (`S = S (1 + r) - r`): a dissimilar pair's similarity
+  is `-r`, r = (#similar pairs) / (#dissimilar pairs) over the queries (`labels` `[n]`, those in
+  `query_mask`) x the database rows (`database_labels` `[m]`), rows with label -1 left out. Both
+  kinds of pair then weigh the same in total; with many classes r ~ 1/classes, so dissimilar
+  codes are pushed apart to orthogonal, not to opposite (with -1, one code c for every image and
+  Z = -c satisfies every dissimilar pair). Per-class counts: O((n + m) + classes) memory."""
+  valid = labels >= 0 if query_mask is None else query_mask & (labels >= 0)
+  query_counts = jax.ops.segment_sum(valid.astype(jnp.float32), jnp.maximum(labels, 0), num_segments=num_classes)
+  database_counts = jax.ops.segment_sum((database_labels >= 0).astype(jnp.float32), jnp.maximum(database_labels, 0),
+                                        num_segments=num_classes)
+  similar = query_counts @ database_counts
+  dissimilar = jnp.sum(query_counts) * jnp.sum(database_counts) - similar
+  return -similar / jnp.maximum(dissimilar, 1.0)
 
 
 def asymmetric_error(codes: jax.Array, labels: jax.Array, database_codes: jax.Array,
-                     database_labels: jax.Array, code_length: int) -> jax.Array:
+                     database_labels: jax.Array, code_length: int, dissimilar=-1.0) -> jax.Array:
   """The last term of Eq. 13 (Eq. 11 relaxed): `sum_{i in Omega} sum_{j in Gamma}
   (tanh(W F(I_i))^T z_j - k S_ij)^2`: codes `[n, k]` (the batch's queries), labels `[n]`,
   database_codes Z `[m, k]`, database_labels `[m]`; database rows with label -1 (not yet seen)
-  are left out."""
-  similarity = pairwise_similarity(labels, database_labels)
+  are left out. `dissimilar`: S of a dissimilar pair (`pairwise_similarity`)."""
+  similarity = pairwise_similarity(labels, database_labels, dissimilar)
   pair = (codes @ database_codes.T - code_length * similarity) ** 2
   return jnp.sum(jnp.where(database_labels[None, :] >= 0, pair, 0.0))
 

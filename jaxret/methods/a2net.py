@@ -58,6 +58,7 @@ VARIANTS = {  # config.a2net.variant -> (attention features, Eq. 7 term, Eq. 8 t
     "vanilla": (False, False, False), "attention": (True, False, False),
     "reconstruction": (True, True, False), "a2net": (True, True, True)}
 DATABASE_INITS = ("random", "zeros")
+SIMILARITIES = ("paper", "balanced")  # S of a dissimilar pair: -1, or ADSH's public code's -r
 
 
 def attention_guidance(t: jax.Array, logits_kernel: jax.Array, logits_bias: jax.Array) -> jax.Array:
@@ -159,6 +160,8 @@ def _check(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.a2net.num_attention={c.num_attention}: expected 0 (= bits) or a positive integer")
   if c.database_init not in DATABASE_INITS:
     raise ValueError(f"config.a2net.database_init={c.database_init!r}: expected one of {DATABASE_INITS}")
+  if c.similarity not in SIMILARITIES:
+    raise ValueError(f"config.a2net.similarity={c.similarity!r}: expected one of {SIMILARITIES}")
   for key in ("lam", "alpha_times_nk", "beta_times_k", "gamma"):
     if c[key] < 0:
       raise ValueError(f"config.a2net.{key}={c[key]}: expected a weight >= 0")
@@ -205,6 +208,15 @@ def loss_weights(config: ml_collections.ConfigDict, batch_size: int) -> tuple[fl
   return c.lam, alpha, c.beta_times_k / c.bits
 
 
+def dissimilar_pair_similarity(config: ml_collections.ConfigDict, labels: jax.Array, database_labels: jax.Array,
+                               query_mask: jax.Array | None = None) -> jax.Array | float:
+  """`S_ij` of a dissimilar pair by `config.a2net.similarity`: "paper" -1 (Eq. 11); "balanced"
+  `-r` over these queries and database rows (`jaxret.losses.hashing.balanced_dissimilarity`)."""
+  if config.a2net.similarity == "paper":
+    return -1.0
+  return hashing.balanced_dissimilarity(labels, database_labels, config.num_classes, query_mask)
+
+
 def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collections.ConfigDict):
   """Eq. 13 (module docstring) on a batch {"image", "label" `[B]`, "index" `[B]` (position in the
   training set)}; records the batch's labels and outputs in the database state."""
@@ -223,7 +235,8 @@ def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collec
   if VARIANTS[config.a2net.variant][1]:
     reconstruction = hashing.attribute_guided_reconstruction(x, w, codes, lam)
   decorrelation = hashing.decorrelation_error(codes)
-  asymmetric = hashing.asymmetric_error(codes, labels, db["codes"], db_labels, config.a2net.bits)
+  dissimilar = dissimilar_pair_similarity(config, labels, db_labels)
+  asymmetric = hashing.asymmetric_error(codes, labels, db["codes"], db_labels, config.a2net.bits, dissimilar)
   objective = hashing.a2net_objective(reconstruction, decorrelation, asymmetric, alpha, beta)
   if config.a2net.gamma:
     objective = objective + config.a2net.gamma * hashing.quantization_error(codes, db["codes"][index])
@@ -242,9 +255,10 @@ def update_state(params, method_state, data, config: ml_collections.ConfigDict):
   of the images seen since the last update (Omega), which then starts afresh."""
   del params, data
   db = method_state["database"]
+  dissimilar = dissimilar_pair_similarity(config, db["labels"], db["labels"], db["in_query"])
   codes = asymmetric_codes.update_database_codes(
       db["codes"], db["outputs"], db["in_query"], db["labels"], jnp.float32(config.a2net.bits),
-      jnp.float32(config.a2net.gamma), num_classes=config.num_classes)
+      jnp.float32(config.a2net.gamma), dissimilar, num_classes=config.num_classes)
   database = {**db, "codes": codes, "in_query": jnp.zeros_like(db["in_query"])}
   return {**method_state, "database": database}
 

@@ -2,6 +2,7 @@
 in the paper's column layout (X `[d, n]`, V' `[k, n]`, W `[k, d]`) on small random inputs."""
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxret.losses import hashing
 
@@ -86,3 +87,20 @@ def test_quantization_error_is_the_squared_distance_to_the_own_codes():
   codes = jnp.array([[0.5, -0.5], [0.0, 1.0]])
   own = jnp.array([[1.0, -1.0], [1.0, 1.0]])
   assert float(hashing.quantization_error(codes, own)) == 0.25 + 0.25 + 1.0
+
+
+def test_balanced_dissimilarity_is_minus_similar_over_dissimilar_pairs():
+  labels = np.array([0, 1, 1, 2, 0])
+  database_labels = np.array([0, 0, 1, -1, 2, 2, 2, 3])
+  query_mask = np.array([True, True, False, True, True])
+  similar = dissimilar = 0
+  for i in np.flatnonzero(query_mask):
+    for j in np.flatnonzero(database_labels >= 0):
+      similar += labels[i] == database_labels[j]
+      dissimilar += labels[i] != database_labels[j]
+  got = hashing.balanced_dissimilarity(jnp.asarray(labels), jnp.asarray(database_labels), 4, jnp.asarray(query_mask))
+  np.testing.assert_allclose(float(got), -similar / dissimilar, rtol=1e-6)
+  everyone = hashing.balanced_dissimilarity(jnp.asarray(labels), jnp.asarray(database_labels), 4)
+  assert float(everyone) != pytest.approx(float(got))  # the mask matters
+  s = np.asarray(hashing.pairwise_similarity(jnp.asarray(labels), jnp.asarray(database_labels), float(got)))
+  assert set(np.unique(s)) == {1.0, float(got)}

@@ -24,30 +24,32 @@ def _problem(seed, zero_init=False, unknown=()):
   return codes, outputs, in_query, labels
 
 
-def _objective_numpy(codes, outputs, in_query, labels, k, gamma):
+def _objective_numpy(codes, outputs, in_query, labels, k, gamma, dissimilar=-1.0):
   total = 0.0
   for i in np.flatnonzero(in_query):
     for j in np.flatnonzero(labels >= 0):
-      s = 1.0 if labels[i] == labels[j] else -1.0
+      s = 1.0 if labels[i] == labels[j] else dissimilar
       total += (outputs[i] @ codes[j] - k * s) ** 2
     total += gamma * np.sum((codes[i] - outputs[i]) ** 2)
   return total
 
 
-def _step_inputs(codes, outputs, in_query, labels, gamma):
+def _step_inputs(codes, outputs, in_query, labels, gamma, dissimilar=-1.0):
   u = np.where(in_query[:, None], outputs, 0.0)
   st_u = np.asarray(ac.similarity_transpose_times(jnp.asarray(outputs), jnp.asarray(in_query),
-                                                  jnp.asarray(labels), 3))
+                                                  jnp.asarray(labels), 3, dissimilar))
   q = -2.0 * K * st_u - 2.0 * gamma * u
   return jnp.asarray(u.T @ u, jnp.float32), jnp.asarray(q, jnp.float32), jnp.asarray(labels >= 0)
 
 
-def test_similarity_transpose_times_is_s_transpose_u():
+@pytest.mark.parametrize("dissimilar", [-1.0, -0.2])
+def test_similarity_transpose_times_is_s_transpose_u(dissimilar):
   codes, outputs, in_query, labels = _problem(0, unknown=(4,))
-  s = np.where(labels[:, None] == labels[None, :], 1.0, -1.0)  # [i, j]
+  s = np.where(labels[:, None] == labels[None, :], 1.0, dissimilar)  # [i, j]
   u = np.where(in_query[:, None], outputs, 0.0)
   want = np.where(labels[:, None] >= 0, s.T @ u, 0.0)
-  got = ac.similarity_transpose_times(jnp.asarray(outputs), jnp.asarray(in_query), jnp.asarray(labels), 3)
+  got = ac.similarity_transpose_times(jnp.asarray(outputs), jnp.asarray(in_query), jnp.asarray(labels), 3,
+                                      dissimilar)
   np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
 
 
@@ -57,18 +59,19 @@ def test_code_objective_matches_its_definition():
   np.testing.assert_allclose(float(got), _objective_numpy(codes, outputs, in_query, labels, K, 3.0), rtol=1e-5)
 
 
-@pytest.mark.parametrize("gamma", [0.0, 200.0])
-def test_each_bit_step_is_the_best_column_by_brute_force(gamma):
+@pytest.mark.parametrize("gamma,dissimilar", [(0.0, -1.0), (200.0, -1.0), (0.0, -0.25)])
+def test_each_bit_step_is_the_best_column_by_brute_force(gamma, dissimilar):
   codes, outputs, in_query, labels = _problem(2)
-  gram, q, known = _step_inputs(codes, outputs, in_query, labels, gamma)
+  gram, q, known = _step_inputs(codes, outputs, in_query, labels, gamma, dissimilar)
   for bit in range(K):
     new = np.asarray(ac.update_code_bit(jnp.asarray(codes), bit, gram, q, known))
     best = np.inf
     for column in itertools.product([-1.0, 1.0], repeat=M):
       candidate = codes.copy()
       candidate[:, bit] = column
-      best = min(best, _objective_numpy(candidate, outputs, in_query, labels, K, gamma))
-    np.testing.assert_allclose(_objective_numpy(new, outputs, in_query, labels, K, gamma), best, rtol=1e-6)
+      best = min(best, _objective_numpy(candidate, outputs, in_query, labels, K, gamma, dissimilar))
+    got = _objective_numpy(new, outputs, in_query, labels, K, gamma, dissimilar)
+    np.testing.assert_allclose(got, best, rtol=1e-6)
     codes = new
 
 
