@@ -36,6 +36,7 @@ def _config(**vapnet_overrides):
   config.embedding_dim = 16
   config.vapnet.num_views = M
   config.vapnet.attribute_dim = K
+  config.vapnet.weight = 10.0  # lambda, the paper's (the synthetic config's is smaller)
   config.vapnet.update(vapnet_overrides)
   config.lock()
   return config
