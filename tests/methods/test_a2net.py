@@ -30,6 +30,7 @@ def _config(**overrides):
   config.num_train_examples = NUM_IMAGES
   config.a2net.transform_dim = 4
   config.a2net.gamma = 0.0  # Eq. 13 as printed; ADSH's quantisation term is tested on its own
+  config.a2net.similarity = "paper"
   config.a2net.update(overrides)
   config.lock()
   return config
@@ -83,20 +84,25 @@ def test_outputs_shapes_and_codes(model):
   np.testing.assert_array_equal(codes, np.where(np.asarray(out["code"]) >= 0, 1, -1))
 
 
-def _eq13_numpy(x, w, v, labels, db_codes, db_labels, lam, alpha, beta, terms):
+def _eq13_numpy(x, w, v, labels, db_codes, db_labels, lam, alpha, beta, terms, similarity):
   reconstruction = np.sum((x.T - w.T @ v.T) ** 2) + lam * np.sum((w @ x.T - v.T) ** 2)
   decorrelation = np.sum((v.T @ v - len(v) * np.eye(w.shape[0])) ** 2)
   known = db_labels >= 0
-  s = np.where(labels[:, None] == db_labels[None, :], 1.0, -1.0)
+  same = labels[:, None] == db_labels[None, :]
+  dissimilar = -1.0
+  if similarity == "balanced":  # ADSH's code: -(similar pairs / dissimilar pairs), known rows only
+    dissimilar = -same[:, known].sum() / (~same[:, known]).sum()
+  s = np.where(same, 1.0, dissimilar)
   asymmetric = np.sum(((v @ db_codes.T - w.shape[0] * s) ** 2)[:, known])
   use_reconstruction, use_decorrelation = terms
   return (use_reconstruction * reconstruction + use_decorrelation * alpha * decorrelation + beta * asymmetric)
 
 
-@pytest.mark.parametrize("variant,terms", [("a2net", (1, 1)), ("reconstruction", (1, 0)), ("attention", (0, 0))])
-def test_loss_is_eq13_over_n_m_with_the_ablation_switches(model, variant, terms):
+@pytest.mark.parametrize("variant,terms,similarity", [("a2net", (1, 1), "paper"), ("reconstruction", (1, 0), "paper"),
+                                                      ("attention", (0, 0), "paper"), ("a2net", (1, 1), "balanced")])
+def test_loss_is_eq13_over_n_m_with_the_ablation_switches(model, variant, terms, similarity):
   config, params, state = model
-  config = _config(variant=variant)
+  config = _config(variant=variant, similarity=similarity)
   batch = _batch()
   loss, (metrics, new_state) = a2net.loss_fn(params, state, batch, None, config)
   out = a2net.make_model(config).apply({"params": params, "batch_stats": state["batch_stats"]}, batch["image"],
@@ -106,7 +112,7 @@ def test_loss_is_eq13_over_n_m_with_the_ablation_switches(model, variant, terms)
   want = _eq13_numpy(np.asarray(out["features"], np.float64), np.asarray(params["encoder"], np.float64),
                      np.asarray(out["code"], np.float64), np.asarray(batch["label"]),
                      np.asarray(state["database"]["codes"]), np.asarray(db["labels"]),
-                     1.0, 1.0 / (n * BITS), 12.0 / BITS, terms)
+                     1.0, 1.0 / (n * BITS), 12.0 / BITS, terms, similarity)
   np.testing.assert_allclose(float(loss), want / (n * m), rtol=1e-4)
   # The batch's labels, outputs and membership of Omega are recorded at their "index" rows.
   labels = np.asarray(db["labels"])
@@ -132,7 +138,7 @@ def test_vanilla_backbone_is_adsh_on_pooled_features(model):
   db_labels[[3, 7, 0, 9]] = [0, 1, 2, 1]
   want = _eq13_numpy(np.asarray(out["features"]), np.asarray(params["encoder"]), np.asarray(out["code"], np.float64),
                      np.asarray(_batch()["label"]), np.asarray(state["database"]["codes"]), db_labels,
-                     1.0, 0.0, 12.0 / BITS, (0, 0))
+                     1.0, 0.0, 12.0 / BITS, (0, 0), "paper")
   np.testing.assert_allclose(float(loss), want / (4 * NUM_IMAGES), rtol=1e-4)
 
 
@@ -183,6 +189,8 @@ def test_bad_config_values_name_the_key():
     a2net.make_model(_config(variant="full"))
   with pytest.raises(ValueError, match="config.a2net.database_init='ones'"):
     a2net.make_model(_config(database_init="ones"))
+  with pytest.raises(ValueError, match="config.a2net.similarity='soft'"):
+    a2net.make_model(_config(similarity="soft"))
   with pytest.raises(ValueError, match="config.a2net.gamma"):
     a2net.make_model(_config(gamma=-1.0))
   with pytest.raises(ValueError, match="bits='x'"):
@@ -198,6 +206,7 @@ def test_bad_config_values_name_the_key():
 
 def test_paper_configs():
   cub = a2net_config.get_config("dataset=cub,bits=48")
+  assert cub.a2net.similarity == "paper" and a2net_config.get_config().a2net.similarity == "balanced"
   assert (cub.a2net.bits, cub.batch_size, cub.state_update_every, cub.total_steps) == (48, 16, 125, 7500)
   assert cub.optimizer.decay_boundaries == (6250,) and cub.eval.protocol == "hashing"
   vegfru = a2net_config.get_config("dataset=vegfru,bits=12")
