@@ -5,8 +5,6 @@ Compiling is the cost here: one tiny model (64 px, so res5 has L = 4 regions) is
 once per module, its forward passes run eagerly (cached per-op programs), and one gradient
 program is compiled.
 """
-import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +13,7 @@ import pytest
 
 from configs import a3m as a3m_config
 from jaxret.methods import a3m
-from jaxret.train import loop
+from tests.methods.conftest import train_tiny
 
 SIZES = (3, 2, 4)  # K = 3 attributes with 3, 2 and 4 values
 NUM_CLASSES = 5
@@ -240,23 +238,9 @@ def test_configs_build_for_every_dataset():
 
 def test_training_on_synthetic_reports_recall_and_attribute_accuracy(tmp_path):
   config = a3m_config.get_config()
-  config.backbone_width = 0.0625
   config.a3m.feature_dim = 8
   config.embedding_dim = 16
-  config.image_size = 32
-  config.batch_size = 8
-  config.total_steps = 4
-  config.log_every = 2
-  config.eval_every = 0
-  config.checkpoint_every = 4
-  config.data.synthetic_images_per_class = 4
-  config.data.val_classes = 2
-  config.eval.batch_size = 64
-  config.optimizer.warmup_steps = 0
-  config.optimizer.learning_rate = 0.001
-  results = loop.train(config, str(tmp_path))
-  with open(os.path.join(tmp_path, "metrics.jsonl")) as f:
-    lines = [json.loads(line) for line in f]
+  results, lines = train_tiny(config, tmp_path, **{"optimizer.learning_rate": 0.001})
   train = [line for line in lines if line["split"] == "train"]
   assert [line["step"] for line in train] == [2, 4]
   assert {"loss", "loss_attribute", "attribute_accuracy", "category_accuracy"} <= set(train[0])

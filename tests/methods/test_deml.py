@@ -5,8 +5,6 @@ adversary's opponents), configs, and a short training run.
 Compiling is the cost here: one tiny DeML(I=2, J=2) (64 px: res4 4 x 4, res5 2 x 2) is
 initialised once, and one program computes its loss, gradients and outputs.
 """
-import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +14,7 @@ import pytest
 from configs import deml as deml_config
 from jaxret.methods import deml
 from jaxret.ops import crop_zoom
-from jaxret.train import loop
+from tests.methods.conftest import train_tiny
 
 LABELS = np.array([0, 0, 1, 1, 2, 2], np.int32)  # P x K = 3 x 2
 
@@ -204,23 +202,10 @@ def test_configs_and_bad_values():
 
 def test_training_on_synthetic_reports_recall(tmp_path):
   config = deml_config.get_config("dataset=synthetic,I=2,J=2")
-  config.backbone_width = 0.0625
   config.embedding_dim = 16
   config.deml.adversary_dim = 8
-  config.image_size = 32
-  config.batch_size = 8
-  config.data.classes_per_batch = 4
-  config.total_steps = 2
-  config.log_every = 1
-  config.eval_every = 0
-  config.checkpoint_every = 2
-  config.data.synthetic_images_per_class = 4
-  config.data.val_classes = 2
-  config.eval.batch_size = 64
-  config.optimizer.warmup_steps = 0
-  results = loop.train(config, str(tmp_path))
-  with open(os.path.join(tmp_path, "metrics.jsonl")) as f:
-    lines = [json.loads(line) for line in f]
+  results, lines = train_tiny(config, tmp_path, total_steps=2, log_every=1, checkpoint_every=2,
+                              **{"data.classes_per_batch": 4})
   train = [line for line in lines if line["split"] == "train"]
   assert [line["step"] for line in train] == [1, 2]
   assert {"loss", "loss_metric", "loss_diversity", "learner_similarity"} <= set(train[0])

@@ -6,8 +6,6 @@ One tiny model (width 0.0625, 64 px: res3 8 x 8, res5 2 x 2) is initialised once
 ablations reuse its parameters (unused ones are ignored; res4 / res5 heads get a fresh kernel),
 forward passes run eagerly, and one loss-and-gradient program is compiled.
 """
-import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -21,8 +19,8 @@ from jaxret.data.builders import dukemtmc_reid, market1501
 from jaxret.methods import midattr
 from jaxret.ops import horizontal_pooling
 from jaxret import weights
-from jaxret.train import loop
 from jaxret.train import state as state_lib
+from tests.methods.conftest import train_tiny
 
 SIZES = (3, 2, 4)  # K = 3 attributes with 3, 2 and 4 values
 PARTS = (("top", (0,)), ("middle", (1, 2)), ("everywhere", (0, 1, 2, 3)))
@@ -349,21 +347,9 @@ def test_synthetic_parts_hold_where_each_attribute_changes_the_pixels():
 
 def test_training_on_synthetic_reports_reid_metrics(tmp_path):
   config = midattr_config.get_config()
-  config.backbone_width = 0.0625
   config.midattr.part_dim = 6
-  config.image_size = 32
-  config.batch_size = 8
-  config.total_steps = 4
-  config.log_every = 2
-  config.eval_every = 0
-  config.checkpoint_every = 4
-  config.data.synthetic_images_per_class = 8  # 6 cameras: 2 gallery images per identity
-  config.data.val_classes = 2
-  config.eval.batch_size = 64
-  config.optimizer.warmup_steps = 0
-  results = loop.train(config, str(tmp_path))
-  with open(os.path.join(tmp_path, "metrics.jsonl")) as f:
-    lines = [json.loads(line) for line in f]
+  # 8 images per identity: 6 cameras leave 2 gallery images per identity.
+  results, lines = train_tiny(config, tmp_path, **{"data.synthetic_images_per_class": 8})
   train = [line for line in lines if line["split"] == "train"]
   assert [line["step"] for line in train] == [2, 4]
   assert {"loss", "loss_global", "loss_local", "loss_attribute", "accuracy", "part_accuracy"} <= set(train[0])

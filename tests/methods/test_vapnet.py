@@ -6,8 +6,6 @@ the baseline's, config errors, and a short training run.
 One tiny model (64 px, so res5 is 2 x 2) is initialised once per module; one gradient program
 is compiled.
 """
-import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +18,7 @@ from jaxret.backbones import get_backbone
 from jaxret.methods import baseline, vapnet
 from jaxret.ops.local_views import grid_patch_boxes
 from jaxret.ops.roi_align import roi_align
-from jaxret.train import loop
+from tests.methods.conftest import train_tiny
 
 NUM_CLASSES = 5
 M, K, B = 2, 8, 4  # views per image, attribute dimension, batch
@@ -243,22 +241,8 @@ def test_configs_and_errors():
 
 def test_training_on_synthetic_reports_recall(tmp_path):
   config = vapnet_config.get_config()
-  config.backbone_width = 0.0625
   config.vapnet.attribute_dim = 8
-  config.image_size = 32
-  config.batch_size = 8
-  config.total_steps = 4
-  config.log_every = 2
-  config.eval_every = 0
-  config.checkpoint_every = 4
-  config.data.synthetic_images_per_class = 4
-  config.data.val_classes = 2
-  config.eval.batch_size = 64
-  config.optimizer.warmup_steps = 0
-  config.optimizer.learning_rate = 0.001
-  results = loop.train(config, str(tmp_path))
-  with open(os.path.join(tmp_path, "metrics.jsonl")) as f:
-    lines = [json.loads(line) for line in f]
+  results, lines = train_tiny(config, tmp_path, **{"optimizer.learning_rate": 0.001})
   train = [line for line in lines if line["split"] == "train"]
   assert [line["step"] for line in train] == [2, 4]
   assert all(line["loss_consistency"] > 0 and np.isfinite(line["loss"]) for line in train)
