@@ -22,6 +22,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 from flax.typing import Dtype
 
+from jaxret.backbones import small_map_conv
+
 # torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu") on every conv.
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 # torch.nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) on the weight (bias here zero).
@@ -33,7 +35,8 @@ def _conv(features: int, kernel: int, stride: int, dtype: Dtype, name: str) -> n
   """Bias-free conv with torch padding (kernel // 2 each side), params in float32."""
   p = kernel // 2
   return nn.Conv(features, (kernel, kernel), strides=stride, padding=((p, p), (p, p)), use_bias=False,
-                 dtype=dtype, param_dtype=jnp.float32, kernel_init=_conv_init, name=name)
+                 dtype=dtype, param_dtype=jnp.float32, kernel_init=_conv_init, name=name,
+                 conv_general_dilated=small_map_conv.conv_general_dilated)
 
 
 def _norm(train: bool, dtype: Dtype, name: str) -> nn.BatchNorm:
