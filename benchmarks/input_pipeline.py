@@ -1,7 +1,7 @@
 """Training input pipeline throughput on JPEG files: jaxret's grain pipeline vs a PyTorch DataLoader.
 
-  python benchmarks/data_pipeline.py                            # 512 JPEGs, 0 and 2 workers
-  python benchmarks/data_pipeline.py --num_workers 0,1,2 --data_dir /tmp/jpegs   # keep the files
+  python benchmarks/input_pipeline.py                            # 512 JPEGs, 0 and 2 workers
+  python benchmarks/input_pipeline.py --num_workers 0,1,2 --data_dir /tmp/jpegs   # keep the files
 
 Generates `--images` JPEG files (about 500x375, smooth colour fields + texture + pixel noise,
 quality 90, ~80 KB each) in a temporary directory (or reuses `--data_dir`), then, for every
@@ -16,7 +16,9 @@ Both sources read the file bytes and decode them with PIL in `__getitem__`, so d
 measured. Since both engines run the same transform code, the difference between them is the
 loader machinery (process start-up, batching, transfer of batches to the main process).
 
-One JSON line per (engine, workers): images_per_second over `--batches` batches after
+One JSON line per worker count, with the keys of every benchmark here (case, device,
+jaxret_img_s = grain's images/second, torch_img_s, ratio = grain / torch, peak_mem_mb = the
+summed RSS peak of grain's process tree) and each engine's record: images_per_second over `--batches` batches after
 `--warmup` batches (the first batch included in the warm-up), startup_s (iterator creation to
 the first batch: worker start-up + one batch; modules are imported before), the CPU seconds
 the process tree spent per image in the timed window, and peak memory: the main process's
@@ -262,7 +264,6 @@ def measure(argv: list[str]) -> dict:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--engines", default="grain,torch")
   parser.add_argument("--num_workers", default="0,2", help="comma-separated worker counts")
   parser.add_argument("--images", type=int, default=512)
   parser.add_argument("--classes", type=int, default=16)
@@ -285,14 +286,19 @@ def main() -> None:
     data_dir = args.data_dir or tmp
     paths = write_jpegs(data_dir, args.images, args.seed)
     sizes = [os.path.getsize(p) for p in paths]
-    print(json.dumps({"images": len(paths), "mean_jpeg_bytes": int(np.mean(sizes)), "data_dir": data_dir}), flush=True)
+    data = {"images": len(paths), "mean_jpeg_bytes": int(np.mean(sizes))}
     common = [f"--{k}={getattr(args, k)}" for k in ("images", "classes", "batch", "batches", "warmup", "step_ms", "image_size", "seed")]
     common += ["--gaps"] if args.gaps else []
     for workers in [int(w) for w in args.num_workers.split(",")]:
-      for engine in args.engines.split(","):
-        record = measure(common + [f"--data_dir={data_dir}", f"--child={engine}:{workers}"])
-        print(json.dumps(record), flush=True)
-
+      grain, torch = (measure(common + [f"--data_dir={data_dir}", f"--child={engine}:{workers}"])
+                      for engine in ("grain", "torch"))
+      print(json.dumps({
+          "case": f"input_pipeline/{args.image_size}px_b{args.batch}_w{workers}", "device": "cpu",
+          "jaxret_img_s": grain["images_per_second"], "torch_img_s": torch["images_per_second"],
+          "ratio": round(grain["images_per_second"] / torch["images_per_second"], 3),
+          "peak_mem_mb": round(grain["tree_peak_rss_bytes"] / 2**20),
+          "torch_peak_mem_mb": round(torch["tree_peak_rss_bytes"] / 2**20), "data": data, "grain": grain,
+          "torch": torch}), flush=True)
 
 if __name__ == "__main__":
   main()
