@@ -22,18 +22,24 @@ BATCH = 8
 NUM_CLASSES = 5
 NUM_TRAIN_EXAMPLES = 40
 SYNTHETIC_ATTRIBUTE_SIZES = tuple(len(values) for values in synthetic.ATTRIBUTE_VALUES)
-# method -> (image size, extra config values) on top of the tiny size; DeML at 64 px so that its
-# random walk has more than one node on res5.
-TINY = {"baseline": (32, {})}
+# test case -> (method, image size, config values on top of the tiny size). DeML runs at 64 px so
+# that its random walk has more than one node on res5; A3M's attention BatchNorms have one
+# feature per res5 region (4 at 64 px).
+CASES = {
+    "baseline": ("baseline", 32, {}),
+    "a3m": ("a3m", 32, {}),
+    "a3m_batchnorm": ("a3m", 64, {"a3m.branch": "batchnorm_relu", "a3m.attention_norm": "batchnorm"}),
+    "midattr": ("midattr", 64, {}),
+    "midattr_res4": ("midattr", 32, {"midattr.attribute_layer": "res4", "midattr.part_init": "random"}),
+}
 
 
-def tiny_config(method: str, **overrides):
-  """configs/<method>.py (synthetic) at backbone_width 0.0625, with the dataset keys the train loop fills."""
+def tiny_config(method: str, image_size: int = 32, **overrides):
+  """configs/<method>.py (synthetic) at backbone_width 0.0625, with the dataset keys the train loop
+  fills; `overrides` by "section.key" name."""
   config = importlib.import_module(f"configs.{method}").get_config()
-  image_size, extra = TINY[method]
   values = {"backbone_width": 0.0625, "image_size": image_size, "batch_size": BATCH, "num_classes": NUM_CLASSES,
-            "attribute_sizes": SYNTHETIC_ATTRIBUTE_SIZES, "num_train_examples": NUM_TRAIN_EXAMPLES, **extra,
-            **overrides}
+            "attribute_sizes": SYNTHETIC_ATTRIBUTE_SIZES, "num_train_examples": NUM_TRAIN_EXAMPLES, **overrides}
   for key, value in values.items():
     *sections, leaf = key.split(".")
     target = config
@@ -76,9 +82,10 @@ def torch_parameter_shapes(model: nn.Module) -> list[tuple[int, ...]]:
   return sorted(shapes)
 
 
-@pytest.mark.parametrize("method", list(TINY))
-def test_parameters_loss_and_gradients_match_jaxret(method):
-  config = tiny_config(method)
+@pytest.mark.parametrize("case", list(CASES))
+def test_parameters_loss_and_gradients_match_jaxret(case):
+  method, image_size, overrides = CASES[case]
+  config = tiny_config(method, image_size, **overrides)
   batch = numpy_batch(config)
   torch.manual_seed(0)
   model = torch_reference.build(config)

@@ -1,0 +1,131 @@
+"""A3M in PyTorch (jaxret/methods/a3m.py): category and K attribute branches on res5, attribute- and
+category-guided attention, `L_add + alpha L_category + beta mean_k L^(k)` (Eq. 11).
+
+Same parameters as jaxret: `category_conv` (1x1, bias), optional `category_norm`, the K attribute
+branches as one `[K, C, d]` kernel (linear: projection of the pooled map), `category_classifier`,
+optional `embedding`, `classifier`, the attribute classifiers as one padded `[K, d, max_values]`
+kernel, and the optional attention BatchNorms (`attention_norm = "batchnorm"`).
+"""
+import math
+
+import ml_collections
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from torch_reference.resnet import resnet, stage_size
+
+INVALID_LOGIT = -1e9  # a padded attribute value: softmax probability 0
+
+
+def _kaiming_like_lecun(kernel: torch.Tensor, fan_in: int) -> torch.Tensor:
+  """Flax's lecun_normal scale (std 1 / sqrt(fan_in)) for einsum kernels."""
+  return nn.init.normal_(kernel, 0.0, 1.0 / math.sqrt(fan_in))
+
+
+def num_attributes(config: ml_collections.ConfigDict) -> int:
+  """K: the dataset's attributes, or `a3m.num_latent_attributes` without attribute labels."""
+  if not config.a3m.use_attribute_labels and config.a3m.num_latent_attributes:
+    return config.a3m.num_latent_attributes
+  return len(config.attribute_sizes)
+
+
+def attribute_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+  """Eq. 4 per attribute over the examples that know it: logits [B, K, V], labels [B, K] (-1
+  unknown) -> [K] (0 where no example knows attribute k)."""
+  ce = F.cross_entropy(logits.permute(0, 2, 1), labels, ignore_index=-1, reduction="none")  # [B, K], 0 if unknown
+  return ce.sum(dim=0) / (labels >= 0).sum(dim=0).clamp(min=1)
+
+
+def masked_attribute_logits(a: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor,
+                            valid: torch.Tensor) -> torch.Tensor:
+  """One FC per attribute: A [B, K, d], kernel [K, d, V], bias [K, V], valid bool [K, V] -> [B, K, V]."""
+  logits = torch.einsum("bkd,kdv->bkv", a, kernel) + bias
+  return logits.masked_fill(~valid, INVALID_LOGIT)
+
+
+class Model(nn.Module):
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    super().__init__()
+    a3m = config.a3m
+    self.variant, self.attention_norm, self.branch = a3m.variant, a3m.attention_norm, a3m.branch
+    self.alpha, self.beta, self.use_attribute_labels = a3m.alpha, a3m.beta, a3m.use_attribute_labels
+    d, k = a3m.feature_dim, num_attributes(config)
+    self.backbone = resnet(config.backbone, config.backbone_width)
+    c5 = self.backbone.stage_channels()["res5"]
+    self.category_conv = nn.Conv2d(c5, d, 1)
+    if self.branch == "batchnorm_relu":
+      self.category_norm = nn.BatchNorm2d(d)
+      self.attribute_norm = nn.BatchNorm2d(k * d)  # jaxret's attribute_branches/norm
+    self.category_classifier = nn.Linear(d, config.num_classes)
+    self.attribute_kernel = nn.Parameter(_kaiming_like_lecun(torch.empty(k, c5, d), c5))
+    self.attribute_bias = nn.Parameter(torch.zeros(k, d))
+    if self.attention_norm == "batchnorm":
+      regions = stage_size(config.image_height or config.image_size, "res5") * stage_size(config.image_size, "res5")
+      self.region_attention_norm = nn.BatchNorm1d(regions)
+      self.attribute_attention_norm = nn.BatchNorm1d(k)
+    self.embedding = nn.Linear(d, config.embedding_dim) if config.embedding_dim else None
+    self.classifier = nn.Linear(config.embedding_dim or d, config.num_classes)
+    if self.use_attribute_labels:
+      sizes = tuple(config.attribute_sizes)
+      self.classifier_kernel = nn.Parameter(_kaiming_like_lecun(torch.empty(k, d, max(sizes)), d))
+      self.classifier_bias = nn.Parameter(torch.zeros(k, max(sizes)))
+      self.register_buffer("value_valid", torch.arange(max(sizes))[None, :] < torch.tensor(sizes)[:, None])
+
+  def attribute_branches(self, res5: torch.Tensor) -> torch.Tensor:
+    """The K branches (1x1 conv to d [, BN, ReLU], average pooling): [B, C, H, W] -> A [B, K, d]."""
+    if self.branch == "linear":  # conv and pooling are linear: project the pooled map
+      return torch.einsum("bc,kcd->bkd", res5.mean(dim=(2, 3)), self.attribute_kernel) + self.attribute_bias
+    b, _, h, w = res5.shape
+    k, d = self.attribute_bias.shape
+    y = torch.einsum("bchw,kcd->bkdhw", res5, self.attribute_kernel) + self.attribute_bias[:, :, None, None]
+    y = F.relu(self.attribute_norm(y.reshape(b, k * d, h, w)))
+    return y.mean(dim=(2, 3)).reshape(b, k, d)
+
+  def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """images [B, 3, H, W] -> {"embedding" [B, D], "logits" [B, classes] (L_add), "category_logits",
+    "attribute_logits" [B, K, max_values] (with attribute labels)}."""
+    res5 = self.backbone(images)["res5"]
+    b = res5.shape[0]
+    v = self.category_conv(res5)
+    if self.branch == "batchnorm_relu":
+      v = F.relu(self.category_norm(v))
+    v = v.flatten(2).transpose(1, 2)  # V [B, L, d]
+    v_cat = v.mean(dim=1)
+    a = self.attribute_branches(res5)  # A [B, K, d]
+    if self.variant in ("baseline2", "att2"):
+      m_region = torch.ones(b, v.shape[1], device=v.device)
+    elif self.attention_norm == "batchnorm":
+      m_region = torch.sigmoid(self.region_attention_norm(torch.einsum("bld,bkd->bkl", v, a).mean(dim=1)))
+    else:
+      m_region = torch.sigmoid(torch.einsum("bld,bkd->bkl", v, a)).amax(dim=1)  # Eq. 5, max over k
+    if self.variant in ("baseline2", "att1"):
+      s_attr = torch.ones(b, a.shape[1], device=a.device)
+    elif self.attention_norm == "batchnorm":
+      s_attr = torch.sigmoid(self.attribute_attention_norm(torch.einsum("bkd,bd->bk", a, v_cat)))
+    else:
+      s_attr = torch.sigmoid(torch.einsum("bkd,bd->bk", a, v_cat))  # Eq. 7
+    f_region = torch.einsum("bld,bl->bd", v, m_region) / v.shape[1]  # Eq. 6
+    f_attr = torch.einsum("bkd,bk->bd", a, s_attr) / a.shape[1]  # Eq. 8
+    embedding = f_region + f_attr
+    if self.embedding is not None:
+      embedding = self.embedding(embedding)
+    outputs = {"embedding": embedding, "logits": self.classifier(embedding),
+               "category_logits": self.category_classifier(v_cat)}
+    if self.use_attribute_labels:
+      outputs["attribute_logits"] = masked_attribute_logits(a, self.classifier_kernel, self.classifier_bias,
+                                                            self.value_valid)
+    return outputs
+
+  def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Eq. 11 on a batch {"image", "label" [B], "attributes" [B, K] (-1 unknown; with attribute labels)}."""
+    outputs = self(batch["image"])
+    labels = batch["label"]
+    loss = F.cross_entropy(outputs["logits"], labels) + self.alpha * F.cross_entropy(outputs["category_logits"], labels)
+    if self.use_attribute_labels:
+      loss = loss + self.beta * attribute_cross_entropy(outputs["attribute_logits"], batch["attributes"]).mean()
+    return loss
+
+  def after_step(self) -> None:
+    """Nothing outside the gradient but BatchNorm statistics (updated by the forward pass)."""
