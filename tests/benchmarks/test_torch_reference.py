@@ -31,6 +31,8 @@ CASES = {
     "a3m_batchnorm": ("a3m", 64, {"a3m.branch": "batchnorm_relu", "a3m.attention_norm": "batchnorm"}),
     "midattr": ("midattr", 64, {}),
     "midattr_res4": ("midattr", 32, {"midattr.attribute_layer": "res4", "midattr.part_init": "random"}),
+    "a2net": ("a2net", 64, {}),
+    "a2net_vanilla": ("a2net", 32, {"a2net.variant": "vanilla", "a2net.similarity": "paper", "a2net.gamma": 0.0}),
 }
 
 
