@@ -33,6 +33,8 @@ CASES = {
     "midattr_res4": ("midattr", 32, {"midattr.attribute_layer": "res4", "midattr.part_init": "random"}),
     "a2net": ("a2net", 64, {}),
     "a2net_vanilla": ("a2net", 32, {"a2net.variant": "vanilla", "a2net.similarity": "paper", "a2net.gamma": 0.0}),
+    "vapnet": ("vapnet", 32, {}),
+    "vapnet_embedding_eq5": ("vapnet", 32, {"embedding_dim": 16, "vapnet.variant": "no_mean_encoders"}),
 }
 
 
