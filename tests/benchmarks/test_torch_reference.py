@@ -35,6 +35,9 @@ CASES = {
     "a2net_vanilla": ("a2net", 32, {"a2net.variant": "vanilla", "a2net.similarity": "paper", "a2net.gamma": 0.0}),
     "vapnet": ("vapnet", 32, {}),
     "vapnet_embedding_eq5": ("vapnet", 32, {"embedding_dim": 16, "vapnet.variant": "no_mean_encoders"}),
+    "deml": ("deml", 64, {}),
+    "deml_hinge": ("deml", 32, {"deml.adversary": "hinge", "deml.num_branches": 3, "deml.split": "res2",
+                                "deml.attention_layers": ("res3", "res5")}),
 }
 
 
