@@ -150,3 +150,97 @@ def test_resnet_trunk_has_torchvision_names_and_computes_jaxret_stage_features(a
   for stage in actual:
     assert actual[stage].shape[2] == torch_reference.resnet.stage_size(33, stage)
     np.testing.assert_allclose(actual[stage].permute(0, 2, 3, 1).numpy(), expected[stage], rtol=1e-4, atol=1e-4)
+
+
+def nchw(x: np.ndarray) -> torch.Tensor:
+  """[B, H, W, C] numpy -> [B, C, H, W] torch."""
+  return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
+
+
+def test_ops_compute_jaxret_numbers():
+  """RoIAlign, local-view crops, stripe pooling, the random walk and crop-zoom on random inputs."""
+  from jaxret.ops import crop_zoom, horizontal_pooling, local_views, random_walk, roi_align  # pylint: disable=import-outside-toplevel
+  from torch_reference import crop_zoom as t_crop_zoom  # pylint: disable=import-outside-toplevel
+  from torch_reference import horizontal_pooling as t_pooling  # pylint: disable=import-outside-toplevel
+  from torch_reference import local_views as t_local_views  # pylint: disable=import-outside-toplevel
+  from torch_reference import random_walk as t_random_walk  # pylint: disable=import-outside-toplevel
+  from torch_reference import roi_align as t_roi_align  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  close = lambda actual, expected: np.testing.assert_allclose(actual, np.asarray(expected), rtol=1e-4, atol=1e-5)
+
+  features = rng.normal(size=(2, 5, 7, 3)).astype(np.float32)
+  boxes = rng.uniform(-4, 36, size=(2, 3, 4)).astype(np.float32)  # some past the edges, some inverted
+  expected = roi_align.roi_align(features, boxes, (3, 2), (5 / 32, 7 / 32), 2)
+  close(t_roi_align.roi_align(nchw(features), torch.from_numpy(boxes), (3, 2), (5 / 32, 7 / 32), 2)
+        .permute(0, 1, 3, 4, 2).numpy(), expected)
+
+  images = rng.normal(size=(2, 12, 16, 3)).astype(np.float32)
+  candidates = local_views.grid_patch_boxes(12, 16, (2, 4))
+  np.testing.assert_array_equal(t_local_views.grid_patch_boxes(12, 16, (2, 4)).numpy(), candidates)
+  picked = candidates[rng.integers(0, len(candidates), size=(2, 3))]
+  close(t_local_views.crop_and_resize(nchw(images), torch.from_numpy(picked).long(), (12, 16))
+        .permute(0, 1, 3, 4, 2).numpy(), local_views.crop_and_resize(images, picked, (12, 16)))
+
+  rows = rng.normal(size=(2, 7, 3, 5)).astype(np.float32)
+  close(t_pooling.horizontal_average_pool(nchw(rows), 4).numpy(), horizontal_pooling.horizontal_average_pool(rows, 4))
+  close(t_pooling.horizontal_max_pool(nchw(rows), 4).numpy(), horizontal_pooling.horizontal_max_pool(rows, 4))
+
+  maps = [rng.normal(size=(2, 4, 4, 6)).astype(np.float32), rng.normal(size=(2, 2, 3, 8)).astype(np.float32)]
+  expected = random_walk.object_attention(maps, (16, 12), 10)
+  attention = t_random_walk.object_attention([nchw(m) for m in maps], (16, 12), 10)
+  close(attention.numpy(), expected)
+  box = t_crop_zoom.attention_box(attention)
+  close(box.numpy(), crop_zoom.attention_box(expected))
+  images = rng.normal(size=(2, 16, 12, 3)).astype(np.float32)
+  close(t_crop_zoom.crop_and_zoom(nchw(images), box, (16, 12)).permute(0, 2, 3, 1).numpy(),
+        crop_zoom.crop_and_zoom(images, np.asarray(crop_zoom.attention_box(expected)), (16, 12)))
+
+
+def test_loss_pieces_compute_jaxret_numbers():
+  """Attribute CE with unknown values, VAPNet's KL, DeML's binomial deviance, A2-Net's balanced S."""
+  from jaxret.losses import binomial_deviance, consistency, hashing  # pylint: disable=import-outside-toplevel
+  from jaxret.methods import a3m as jax_a3m  # pylint: disable=import-outside-toplevel
+  from torch_reference import a2net, a3m, deml, vapnet  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(1)
+  close = lambda actual, expected: np.testing.assert_allclose(actual, np.asarray(expected), rtol=1e-5, atol=1e-6)
+  logits = rng.normal(size=(6, 3, 4)).astype(np.float32)
+  attributes = rng.integers(-1, 4, size=(6, 3))
+  attributes[:, 2] = -1  # an attribute no example knows: loss 0
+  close(a3m.attribute_cross_entropy(torch.from_numpy(logits), torch.from_numpy(attributes)).numpy(),
+        jax_a3m.attribute_cross_entropy(logits, attributes.astype(np.int32)))
+  target, prediction = rng.normal(size=(2, 6, 5, 4)).astype(np.float32)
+  close(vapnet.softmax_kl(torch.from_numpy(target), torch.from_numpy(prediction)).numpy(),
+        consistency.softmax_kl(target, prediction))
+  learners = rng.normal(size=(6, 3, 5)).astype(np.float32)
+  labels = np.array([0, 0, 1, 1, 2, 2])
+  config = importlib.import_module("configs.deml").get_config().deml
+  expected = [binomial_deviance.binomial_deviance(learners[:, k], labels, config.alpha, config.beta,
+                                                  config.positive_cost, config.negative_cost) for k in range(3)]
+  close(deml.binomial_deviance(torch.from_numpy(learners), torch.from_numpy(labels), config).numpy(), expected)
+  database_labels = np.array([0, 1, -1, 2, 2, 0, 3, -1])
+  close(a2net.balanced_dissimilarity(torch.from_numpy(labels), torch.from_numpy(database_labels), 4).numpy(),
+        hashing.balanced_dissimilarity(labels, database_labels, 4))
+
+
+def test_vapnet_after_step_moves_the_mean_encoders_by_eq7():
+  config = tiny_config("vapnet")
+  model = torch_reference.build(config)
+  mean = model.mean_local_weight.clone()
+  with torch.no_grad():
+    model.encoder_local.weight.add_(1.0)
+  model.after_step()
+  a = config.vapnet.ema_ratio
+  torch.testing.assert_close(model.mean_local_weight, (1 - a) * mean + a * model.encoder_local.weight)
+
+
+def test_a2net_after_step_records_the_batch_in_the_database():
+  config = tiny_config("a2net")
+  batch = numpy_batch(config)
+  model = torch_reference.build(config)
+  model.loss(torch_reference.to_torch(batch))
+  assert (model.database_labels == -1).all()  # loss reads the state, after_step writes it
+  model.after_step()
+  index = torch.from_numpy(batch["index"]).long()
+  np.testing.assert_array_equal(model.database_labels[index].numpy(), batch["label"])
+  assert model.database_in_query.sum() == BATCH and model.database_in_query[index].all()
+  assert (model.database_outputs[index].abs() > 0).all()
