@@ -23,7 +23,8 @@ NUM_CLASSES = 5
 NUM_TRAIN_EXAMPLES = 40
 SYNTHETIC_ATTRIBUTE_SIZES = tuple(len(values) for values in synthetic.ATTRIBUTE_VALUES)
 # test case -> (method, image size, config values on top of the tiny size). DeML runs at 64 px so
-# that its random walk has more than one node on res5; A3M's attention BatchNorms have one
+# that its random walk has more than one node on res5 (and every DeML case walks on the same map
+# sizes: see test_ops_compute_jaxret_numbers); A3M's attention BatchNorms have one
 # feature per res5 region (4 at 64 px).
 CASES = {
     "baseline": ("baseline", 32, {}),
@@ -36,9 +37,17 @@ CASES = {
     "vapnet": ("vapnet", 32, {}),
     "vapnet_embedding_eq5": ("vapnet", 32, {"embedding_dim": 16, "vapnet.variant": "no_mean_encoders"}),
     "deml": ("deml", 64, {}),
-    "deml_hinge": ("deml", 32, {"deml.adversary": "hinge", "deml.num_branches": 3, "deml.split": "res2",
-                                "deml.attention_layers": ("res3", "res5")}),
+    "deml_hinge": ("deml", 64, {"deml.adversary": "hinge", "deml.num_branches": 3, "deml.split": "res2"}),
 }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+  """Tiny models on a shared 2-core machine: torch's second thread only waits (10x slower measured)."""
+  threads = torch.get_num_threads()
+  torch.set_num_threads(1)
+  yield
+  torch.set_num_threads(threads)
 
 
 def tiny_config(method: str, image_size: int = 32, **overrides):
@@ -158,7 +167,10 @@ def nchw(x: np.ndarray) -> torch.Tensor:
 
 
 def test_ops_compute_jaxret_numbers():
-  """RoIAlign, local-view crops, stripe pooling, the random walk and crop-zoom on random inputs."""
+  """RoIAlign, local-view crops, stripe pooling, the random walk and crop-zoom on random inputs
+  (jaxret's side as one compiled function: eager, its many small ops each compile). The walk's
+  layer and output sizes are the DeML case's (res4 4 x 4, res5 2 x 2, 64 px), whose resize
+  matrices jaxret computes eagerly at trace time (~10 s to compile): once for both tests."""
   from jaxret.ops import crop_zoom, horizontal_pooling, local_views, random_walk, roi_align  # pylint: disable=import-outside-toplevel
   from torch_reference import crop_zoom as t_crop_zoom  # pylint: disable=import-outside-toplevel
   from torch_reference import horizontal_pooling as t_pooling  # pylint: disable=import-outside-toplevel
@@ -166,34 +178,39 @@ def test_ops_compute_jaxret_numbers():
   from torch_reference import random_walk as t_random_walk  # pylint: disable=import-outside-toplevel
   from torch_reference import roi_align as t_roi_align  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(0)
-  close = lambda actual, expected: np.testing.assert_allclose(actual, np.asarray(expected), rtol=1e-4, atol=1e-5)
-
-  features = rng.normal(size=(2, 5, 7, 3)).astype(np.float32)
-  boxes = rng.uniform(-4, 36, size=(2, 3, 4)).astype(np.float32)  # some past the edges, some inverted
-  expected = roi_align.roi_align(features, boxes, (3, 2), (5 / 32, 7 / 32), 2)
-  close(t_roi_align.roi_align(nchw(features), torch.from_numpy(boxes), (3, 2), (5 / 32, 7 / 32), 2)
-        .permute(0, 1, 3, 4, 2).numpy(), expected)
-
-  images = rng.normal(size=(2, 12, 16, 3)).astype(np.float32)
   candidates = local_views.grid_patch_boxes(12, 16, (2, 4))
   np.testing.assert_array_equal(t_local_views.grid_patch_boxes(12, 16, (2, 4)).numpy(), candidates)
-  picked = candidates[rng.integers(0, len(candidates), size=(2, 3))]
-  close(t_local_views.crop_and_resize(nchw(images), torch.from_numpy(picked).long(), (12, 16))
-        .permute(0, 1, 3, 4, 2).numpy(), local_views.crop_and_resize(images, picked, (12, 16)))
+  x = {"features": rng.normal(size=(2, 5, 7, 3)), "boxes": rng.uniform(-4, 36, size=(2, 3, 4)),  # some past the edges
+       "images": rng.normal(size=(2, 12, 16, 3)), "rows": rng.normal(size=(2, 7, 3, 5)),
+       "map4": rng.normal(size=(2, 4, 4, 6)), "map5": rng.normal(size=(2, 2, 2, 8)),
+       "large_images": rng.normal(size=(2, 64, 64, 3))}
+  x = {k: v.astype(np.float32) for k, v in x.items()}
+  x["patches"] = candidates[rng.integers(0, len(candidates), size=(2, 3))]
 
-  rows = rng.normal(size=(2, 7, 3, 5)).astype(np.float32)
-  close(t_pooling.horizontal_average_pool(nchw(rows), 4).numpy(), horizontal_pooling.horizontal_average_pool(rows, 4))
-  close(t_pooling.horizontal_max_pool(nchw(rows), 4).numpy(), horizontal_pooling.horizontal_max_pool(rows, 4))
+  @jax.jit
+  def jaxret_ops(x):
+    attention = random_walk.object_attention([x["map4"], x["map5"]], (64, 64), 10)
+    box = crop_zoom.attention_box(attention)
+    return {"roi": roi_align.roi_align(x["features"], x["boxes"], (3, 2), (5 / 32, 7 / 32), 2),
+            "views": local_views.crop_and_resize(x["images"], x["patches"], (12, 16)),
+            "average": horizontal_pooling.horizontal_average_pool(x["rows"], 4),
+            "max": horizontal_pooling.horizontal_max_pool(x["rows"], 4),
+            "attention": attention, "box": box, "zoomed": crop_zoom.crop_and_zoom(x["large_images"], box, (64, 64))}
 
-  maps = [rng.normal(size=(2, 4, 4, 6)).astype(np.float32), rng.normal(size=(2, 2, 3, 8)).astype(np.float32)]
-  expected = random_walk.object_attention(maps, (16, 12), 10)
-  attention = t_random_walk.object_attention([nchw(m) for m in maps], (16, 12), 10)
-  close(attention.numpy(), expected)
+  expected = jaxret_ops(x)
+  attention = t_random_walk.object_attention([nchw(x["map4"]), nchw(x["map5"])], (64, 64), 10)
   box = t_crop_zoom.attention_box(attention)
-  close(box.numpy(), crop_zoom.attention_box(expected))
-  images = rng.normal(size=(2, 16, 12, 3)).astype(np.float32)
-  close(t_crop_zoom.crop_and_zoom(nchw(images), box, (16, 12)).permute(0, 2, 3, 1).numpy(),
-        crop_zoom.crop_and_zoom(images, np.asarray(crop_zoom.attention_box(expected)), (16, 12)))
+  actual = {
+      "roi": t_roi_align.roi_align(nchw(x["features"]), torch.from_numpy(x["boxes"]), (3, 2), (5 / 32, 7 / 32), 2)
+             .permute(0, 1, 3, 4, 2),
+      "views": t_local_views.crop_and_resize(nchw(x["images"]), torch.from_numpy(x["patches"]).long(), (12, 16))
+               .permute(0, 1, 3, 4, 2),
+      "average": t_pooling.horizontal_average_pool(nchw(x["rows"]), 4),
+      "max": t_pooling.horizontal_max_pool(nchw(x["rows"]), 4),
+      "attention": attention, "box": box,
+      "zoomed": t_crop_zoom.crop_and_zoom(nchw(x["large_images"]), box, (64, 64)).permute(0, 2, 3, 1)}
+  for name, value in actual.items():
+    np.testing.assert_allclose(value.numpy(), np.asarray(expected[name]), rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 def test_loss_pieces_compute_jaxret_numbers():
@@ -202,24 +219,31 @@ def test_loss_pieces_compute_jaxret_numbers():
   from jaxret.methods import a3m as jax_a3m  # pylint: disable=import-outside-toplevel
   from torch_reference import a2net, a3m, deml, vapnet  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(1)
-  close = lambda actual, expected: np.testing.assert_allclose(actual, np.asarray(expected), rtol=1e-5, atol=1e-6)
-  logits = rng.normal(size=(6, 3, 4)).astype(np.float32)
+  deml_config = importlib.import_module("configs.deml").get_config().deml
   attributes = rng.integers(-1, 4, size=(6, 3))
   attributes[:, 2] = -1  # an attribute no example knows: loss 0
-  close(a3m.attribute_cross_entropy(torch.from_numpy(logits), torch.from_numpy(attributes)).numpy(),
-        jax_a3m.attribute_cross_entropy(logits, attributes.astype(np.int32)))
-  target, prediction = rng.normal(size=(2, 6, 5, 4)).astype(np.float32)
-  close(vapnet.softmax_kl(torch.from_numpy(target), torch.from_numpy(prediction)).numpy(),
-        consistency.softmax_kl(target, prediction))
-  learners = rng.normal(size=(6, 3, 5)).astype(np.float32)
-  labels = np.array([0, 0, 1, 1, 2, 2])
-  config = importlib.import_module("configs.deml").get_config().deml
-  expected = [binomial_deviance.binomial_deviance(learners[:, k], labels, config.alpha, config.beta,
-                                                  config.positive_cost, config.negative_cost) for k in range(3)]
-  close(deml.binomial_deviance(torch.from_numpy(learners), torch.from_numpy(labels), config).numpy(), expected)
-  database_labels = np.array([0, 1, -1, 2, 2, 0, 3, -1])
-  close(a2net.balanced_dissimilarity(torch.from_numpy(labels), torch.from_numpy(database_labels), 4).numpy(),
-        hashing.balanced_dissimilarity(labels, database_labels, 4))
+  x = {"logits": rng.normal(size=(6, 3, 4)).astype(np.float32), "attributes": attributes,
+       "target": rng.normal(size=(6, 5, 4)).astype(np.float32), "prediction": rng.normal(size=(6, 5, 4)).astype(np.float32),
+       "learners": rng.normal(size=(6, 3, 5)).astype(np.float32), "labels": np.array([0, 0, 1, 1, 2, 2]),
+       "database_labels": np.array([0, 1, -1, 2, 2, 0, 3, -1])}
+
+  @jax.jit
+  def jaxret_losses(x):
+    deviance = lambda learner: binomial_deviance.binomial_deviance(
+        learner, x["labels"], deml_config.alpha, deml_config.beta, deml_config.positive_cost, deml_config.negative_cost)
+    return {"attribute_ce": jax_a3m.attribute_cross_entropy(x["logits"], x["attributes"]),
+            "kl": consistency.softmax_kl(x["target"], x["prediction"]),
+            "deviance": jax.vmap(deviance, in_axes=1)(x["learners"]),
+            "dissimilar": hashing.balanced_dissimilarity(x["labels"], x["database_labels"], 4)}
+
+  expected = jaxret_losses({k: v.astype(np.int32) if v.dtype == np.int64 else v for k, v in x.items()})
+  t = {k: torch.from_numpy(v) for k, v in x.items()}
+  actual = {"attribute_ce": a3m.attribute_cross_entropy(t["logits"], t["attributes"]),
+            "kl": vapnet.softmax_kl(t["target"], t["prediction"]),
+            "deviance": deml.binomial_deviance(t["learners"], t["labels"], deml_config),
+            "dissimilar": a2net.balanced_dissimilarity(t["labels"], t["database_labels"], 4)}
+  for name, value in actual.items():
+    np.testing.assert_allclose(value.numpy(), np.asarray(expected[name]), rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_vapnet_after_step_moves_the_mean_encoders_by_eq7():
