@@ -18,7 +18,7 @@ from torch_reference.resnet import resnet, stage_size
 INVALID_LOGIT = -1e9  # a padded attribute value: softmax probability 0
 
 
-def _kaiming_like_lecun(kernel: torch.Tensor, fan_in: int) -> torch.Tensor:
+def lecun_normal_(kernel: torch.Tensor, fan_in: int) -> torch.Tensor:
   """Flax's lecun_normal scale (std 1 / sqrt(fan_in)) for einsum kernels."""
   return nn.init.normal_(kernel, 0.0, 1.0 / math.sqrt(fan_in))
 
@@ -59,7 +59,7 @@ class Model(nn.Module):
       self.category_norm = nn.BatchNorm2d(d)
       self.attribute_norm = nn.BatchNorm2d(k * d)  # jaxret's attribute_branches/norm
     self.category_classifier = nn.Linear(d, config.num_classes)
-    self.attribute_kernel = nn.Parameter(_kaiming_like_lecun(torch.empty(k, c5, d), c5))
+    self.attribute_kernel = nn.Parameter(lecun_normal_(torch.empty(k, c5, d), c5))
     self.attribute_bias = nn.Parameter(torch.zeros(k, d))
     if self.attention_norm == "batchnorm":
       regions = stage_size(config.image_height or config.image_size, "res5") * stage_size(config.image_size, "res5")
@@ -69,7 +69,7 @@ class Model(nn.Module):
     self.classifier = nn.Linear(config.embedding_dim or d, config.num_classes)
     if self.use_attribute_labels:
       sizes = tuple(config.attribute_sizes)
-      self.classifier_kernel = nn.Parameter(_kaiming_like_lecun(torch.empty(k, d, max(sizes)), d))
+      self.classifier_kernel = nn.Parameter(lecun_normal_(torch.empty(k, d, max(sizes)), d))
       self.classifier_bias = nn.Parameter(torch.zeros(k, max(sizes)))
       self.register_buffer("value_valid", torch.arange(max(sizes))[None, :] < torch.tensor(sizes)[:, None])
 

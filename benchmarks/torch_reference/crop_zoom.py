@@ -39,7 +39,8 @@ def sampling_matrix(start: torch.Tensor, stop: torch.Tensor, in_size: int, out_s
   scale = (stop - start) / out_size
   centres = start[:, None] + (torch.arange(out_size, device=start.device)[None] + 0.5) * scale[:, None] - 0.5
   centres = torch.minimum(torch.maximum(centres, start[:, None]), torch.maximum(stop - 1, start)[:, None])
-  return (1.0 - (centres[..., None] - torch.arange(in_size, dtype=torch.float32, device=start.device)).abs()).clamp(min=0)
+  pixels = torch.arange(in_size, dtype=torch.float32, device=start.device)
+  return (1.0 - (centres[..., None] - pixels).abs()).clamp(min=0)
 
 
 def crop_and_zoom(images: torch.Tensor, boxes: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
@@ -52,7 +53,8 @@ def crop_and_zoom(images: torch.Tensor, boxes: torch.Tensor, out_size: tuple[int
 
 
 def attend_and_zoom(images: torch.Tensor, attention: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-  """The next scale's input: images [B, C, H, W], attention [B, H, W] -> (crops [B, C, H, W] channels-last, boxes [B, 4])."""
+  """The next scale's input: images [B, C, H, W], attention [B, H, W] -> (crops [B, C, H, W] in
+  channels-last memory, boxes [B, 4])."""
   boxes = attention_box(attention)
   zoomed = crop_and_zoom(images, boxes, tuple(images.shape[2:]))
   return zoomed.contiguous(memory_format=torch.channels_last), boxes

@@ -10,7 +10,8 @@ def interpolation_weights(coords: torch.Tensor, size: int) -> torch.Tensor:
   A sample outside [-1, size] weighs nothing; inside it is clamped to [0, size - 1]."""
   inside = (coords >= -1.0) & (coords <= size)
   clamped = coords.clamp(0.0, size - 1.0)
-  weights = (1.0 - (clamped[..., None] - torch.arange(size, dtype=coords.dtype, device=coords.device)).abs()).clamp(min=0)
+  pixels = torch.arange(size, dtype=coords.dtype, device=coords.device)
+  weights = (1.0 - (clamped[..., None] - pixels).abs()).clamp(min=0)
   return weights * inside[..., None]
 
 

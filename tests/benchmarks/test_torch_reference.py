@@ -12,11 +12,25 @@ import torch
 from torch import nn
 
 from jaxret import methods
+from jaxret.backbones import get_backbone
 from jaxret.data import synthetic
+from jaxret.losses import binomial_deviance, consistency, hashing
+from jaxret.methods import a3m as jax_a3m
+from jaxret.ops import crop_zoom, horizontal_pooling, local_views, random_walk, roi_align
+from jaxret.weights.torchvision_names import torchvision_to_flax
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                 "benchmarks"))
-import torch_reference  # pylint: disable=wrong-import-position
+# pylint: disable=wrong-import-position
+import torch_reference
+from torch_reference import a2net, a3m, deml, vapnet
+from torch_reference import crop_zoom as t_crop_zoom
+from torch_reference import horizontal_pooling as t_pooling
+from torch_reference import local_views as t_local_views
+from torch_reference import random_walk as t_random_walk
+from torch_reference import roi_align as t_roi_align
+from torch_reference import resnet as t_resnet
+# pylint: enable=wrong-import-position
 
 BATCH = 8
 NUM_CLASSES = 5
@@ -138,10 +152,8 @@ def test_build_names_an_unknown_method():
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
 def test_resnet_trunk_has_torchvision_names_and_computes_jaxret_stage_features(arch):
-  from jaxret.backbones import get_backbone  # pylint: disable=import-outside-toplevel
-  from jaxret.weights.torchvision_names import torchvision_to_flax  # pylint: disable=import-outside-toplevel
   torch.manual_seed(0)
-  trunk = torch_reference.resnet.resnet(arch, 0.0625).eval()
+  trunk = t_resnet.resnet(arch, 0.0625).eval()
   with torch.no_grad():  # non-trivial BatchNorm statistics, so eval mode uses them
     for m in trunk.modules():
       if isinstance(m, nn.BatchNorm2d):
@@ -157,7 +169,7 @@ def test_resnet_trunk_has_torchvision_names_and_computes_jaxret_stage_features(a
     actual = trunk(torch_reference.to_torch({"image": images})["image"])
   assert sorted(actual) == sorted(expected) == ["res2", "res3", "res4", "res5"]
   for stage in actual:
-    assert actual[stage].shape[2] == torch_reference.resnet.stage_size(33, stage)
+    assert actual[stage].shape[2] == t_resnet.stage_size(33, stage)
     np.testing.assert_allclose(actual[stage].permute(0, 2, 3, 1).numpy(), expected[stage], rtol=1e-4, atol=1e-4)
 
 
@@ -171,12 +183,6 @@ def test_ops_compute_jaxret_numbers():
   (jaxret's side as one compiled function: eager, its many small ops each compile). The walk's
   layer and output sizes are the DeML case's (res4 4 x 4, res5 2 x 2, 64 px), whose resize
   matrices jaxret computes eagerly at trace time (~10 s to compile): once for both tests."""
-  from jaxret.ops import crop_zoom, horizontal_pooling, local_views, random_walk, roi_align  # pylint: disable=import-outside-toplevel
-  from torch_reference import crop_zoom as t_crop_zoom  # pylint: disable=import-outside-toplevel
-  from torch_reference import horizontal_pooling as t_pooling  # pylint: disable=import-outside-toplevel
-  from torch_reference import local_views as t_local_views  # pylint: disable=import-outside-toplevel
-  from torch_reference import random_walk as t_random_walk  # pylint: disable=import-outside-toplevel
-  from torch_reference import roi_align as t_roi_align  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(0)
   candidates = local_views.grid_patch_boxes(12, 16, (2, 4))
   np.testing.assert_array_equal(t_local_views.grid_patch_boxes(12, 16, (2, 4)).numpy(), candidates)
@@ -215,15 +221,13 @@ def test_ops_compute_jaxret_numbers():
 
 def test_loss_pieces_compute_jaxret_numbers():
   """Attribute CE with unknown values, VAPNet's KL, DeML's binomial deviance, A2-Net's balanced S."""
-  from jaxret.losses import binomial_deviance, consistency, hashing  # pylint: disable=import-outside-toplevel
-  from jaxret.methods import a3m as jax_a3m  # pylint: disable=import-outside-toplevel
-  from torch_reference import a2net, a3m, deml, vapnet  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(1)
   deml_config = importlib.import_module("configs.deml").get_config().deml
   attributes = rng.integers(-1, 4, size=(6, 3))
   attributes[:, 2] = -1  # an attribute no example knows: loss 0
   x = {"logits": rng.normal(size=(6, 3, 4)).astype(np.float32), "attributes": attributes,
-       "target": rng.normal(size=(6, 5, 4)).astype(np.float32), "prediction": rng.normal(size=(6, 5, 4)).astype(np.float32),
+       "target": rng.normal(size=(6, 5, 4)).astype(np.float32),
+       "prediction": rng.normal(size=(6, 5, 4)).astype(np.float32),
        "learners": rng.normal(size=(6, 3, 5)).astype(np.float32), "labels": np.array([0, 0, 1, 1, 2, 2]),
        "database_labels": np.array([0, 1, -1, 2, 2, 0, 3, -1])}
 
