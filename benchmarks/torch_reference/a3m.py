@@ -1,10 +1,10 @@
 """A3M in PyTorch (jaxret/methods/a3m.py): category and K attribute branches on res5, attribute- and
 category-guided attention, `L_add + alpha L_category + beta mean_k L^(k)` (Eq. 11).
 
-Same parameters as jaxret: `category_conv` (1x1, bias), optional `category_norm`, the K attribute
-branches as one `[K, C, d]` kernel (linear: projection of the pooled map), `category_classifier`,
-optional `embedding`, `classifier`, the attribute classifiers as one padded `[K, d, max_values]`
-kernel, and the optional attention BatchNorms (`attention_norm = "batchnorm"`).
+Same parameters and names as jaxret: `category_conv` (1x1, bias), optional `category_norm`,
+`attribute_branches` (one `[K, C, d]` kernel; linear: projection of the pooled map),
+`category_classifier`, optional `embedding`, `classifier`, `attribute_classifiers` (one padded
+`[K, d, max_values]` kernel), and the optional attention BatchNorms (`attention_norm = "batchnorm"`).
 """
 import math
 
@@ -37,11 +37,40 @@ def attribute_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch
   return ce.sum(dim=0) / (labels >= 0).sum(dim=0).clamp(min=1)
 
 
-def masked_attribute_logits(a: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor,
-                            valid: torch.Tensor) -> torch.Tensor:
-  """One FC per attribute: A [B, K, d], kernel [K, d, V], bias [K, V], valid bool [K, V] -> [B, K, V]."""
-  logits = torch.einsum("bkd,kdv->bkv", a, kernel) + bias
-  return logits.masked_fill(~valid, INVALID_LOGIT)
+class AttributeBranches(nn.Module):
+  """The K attribute branches (1x1 conv to d [, BatchNorm, ReLU], average pooling) as one einsum with
+  a `[K, C, d]` kernel: res5 [B, C, H, W] -> A [B, K, d]. Linear branches project the pooled map."""
+
+  def __init__(self, num_attributes: int, channels: int, features: int, batchnorm_relu: bool):
+    super().__init__()
+    self.kernel = nn.Parameter(lecun_normal_(torch.empty(num_attributes, channels, features), channels))
+    self.bias = nn.Parameter(torch.zeros(num_attributes, features))
+    self.norm = nn.BatchNorm2d(num_attributes * features) if batchnorm_relu else None
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    if self.norm is None:  # conv and pooling are linear: project the pooled map
+      return torch.einsum("bc,kcd->bkd", x.mean(dim=(2, 3)), self.kernel) + self.bias
+    b, _, h, w = x.shape
+    k, d = self.bias.shape
+    y = torch.einsum("bchw,kcd->bkdhw", x, self.kernel) + self.bias[:, :, None, None]
+    y = F.relu(self.norm(y.reshape(b, k * d, h, w)))
+    return y.mean(dim=(2, 3)).reshape(b, k, d)
+
+
+class AttributeClassifiers(nn.Module):
+  """One FC per attribute over its values, as one padded `[K, d, max_values]` kernel: A [B, K, d] ->
+  logits [B, K, max_values], the values an attribute does not have set to -1e9."""
+
+  def __init__(self, attribute_sizes: tuple[int, ...], features: int):
+    super().__init__()
+    k, width = len(attribute_sizes), max(attribute_sizes)
+    self.kernel = nn.Parameter(lecun_normal_(torch.empty(k, features, width), features))
+    self.bias = nn.Parameter(torch.zeros(k, width))
+    self.register_buffer("valid", torch.arange(width)[None, :] < torch.tensor(attribute_sizes)[:, None])
+
+  def forward(self, a: torch.Tensor) -> torch.Tensor:
+    logits = torch.einsum("bkd,kdv->bkv", a, self.kernel) + self.bias
+    return logits.masked_fill(~self.valid, INVALID_LOGIT)
 
 
 class Model(nn.Module):
@@ -57,10 +86,8 @@ class Model(nn.Module):
     self.category_conv = nn.Conv2d(c5, d, 1)
     if self.branch == "batchnorm_relu":
       self.category_norm = nn.BatchNorm2d(d)
-      self.attribute_norm = nn.BatchNorm2d(k * d)  # jaxret's attribute_branches/norm
     self.category_classifier = nn.Linear(d, config.num_classes)
-    self.attribute_kernel = nn.Parameter(lecun_normal_(torch.empty(k, c5, d), c5))
-    self.attribute_bias = nn.Parameter(torch.zeros(k, d))
+    self.attribute_branches = AttributeBranches(k, c5, d, self.branch == "batchnorm_relu")
     if self.attention_norm == "batchnorm":
       regions = stage_size(config.image_height or config.image_size, "res5") * stage_size(config.image_size, "res5")
       self.region_attention_norm = nn.BatchNorm1d(regions)
@@ -68,20 +95,7 @@ class Model(nn.Module):
     self.embedding = nn.Linear(d, config.embedding_dim) if config.embedding_dim else None
     self.classifier = nn.Linear(config.embedding_dim or d, config.num_classes)
     if self.use_attribute_labels:
-      sizes = tuple(config.attribute_sizes)
-      self.classifier_kernel = nn.Parameter(lecun_normal_(torch.empty(k, d, max(sizes)), d))
-      self.classifier_bias = nn.Parameter(torch.zeros(k, max(sizes)))
-      self.register_buffer("value_valid", torch.arange(max(sizes))[None, :] < torch.tensor(sizes)[:, None])
-
-  def attribute_branches(self, res5: torch.Tensor) -> torch.Tensor:
-    """The K branches (1x1 conv to d [, BN, ReLU], average pooling): [B, C, H, W] -> A [B, K, d]."""
-    if self.branch == "linear":  # conv and pooling are linear: project the pooled map
-      return torch.einsum("bc,kcd->bkd", res5.mean(dim=(2, 3)), self.attribute_kernel) + self.attribute_bias
-    b, _, h, w = res5.shape
-    k, d = self.attribute_bias.shape
-    y = torch.einsum("bchw,kcd->bkdhw", res5, self.attribute_kernel) + self.attribute_bias[:, :, None, None]
-    y = F.relu(self.attribute_norm(y.reshape(b, k * d, h, w)))
-    return y.mean(dim=(2, 3)).reshape(b, k, d)
+      self.attribute_classifiers = AttributeClassifiers(tuple(config.attribute_sizes), d)
 
   def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
     """images [B, 3, H, W] -> {"embedding" [B, D], "logits" [B, classes] (L_add), "category_logits",
@@ -114,8 +128,7 @@ class Model(nn.Module):
     outputs = {"embedding": embedding, "logits": self.classifier(embedding),
                "category_logits": self.category_classifier(v_cat)}
     if self.use_attribute_labels:
-      outputs["attribute_logits"] = masked_attribute_logits(a, self.classifier_kernel, self.classifier_bias,
-                                                            self.value_valid)
+      outputs["attribute_logits"] = self.attribute_classifiers(a)
     return outputs
 
   def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

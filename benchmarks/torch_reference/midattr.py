@@ -1,11 +1,12 @@
 """Mid-level attributes + part branch in PyTorch (jaxret/methods/midattr.py), Eq. 3:
 `mu L_global + nu L_local + attribute_weight sum_k L_att_k`.
 
-Same parameters as jaxret: the backbone, `global_classifier`; the part branch's copy of the last
-stage (`part_stage`, initialised from the backbone's with `part_init = "copy"`), `part_reduction`
-(the 1x1 conv on the S stripes, an FC) and `part_classifier`; the attribute FCs over routed parts
-as one `[K, P, C, max_values]` kernel (zero outside each attribute's parts).
+Same parameters and names as jaxret: the backbone, `global_classifier`; the part branch's copy of
+the last stage (`part_stage`, initialised from the backbone's with `part_init = "copy"`),
+`part_reduction` (the 1x1 conv on the S stripes, an FC) and `part_classifier`;
+`attribute_classifiers`, the attribute FCs over routed parts as one `[K, P, C, max_values]` kernel.
 """
+import collections
 import copy
 import math
 
@@ -27,6 +28,25 @@ def routing_matrix(attribute_parts, num_parts: int) -> torch.Tensor:
   return routing
 
 
+class PartAttributeClassifiers(nn.Module):
+  """The K attribute FCs over their routed parts as one einsum whose `[K, P, C, max_values]` kernel
+  is zero on the parts an attribute is not assigned to: parts [B, P, C] -> logits [B, K, max_values]
+  (the values an attribute does not have set to -1e9)."""
+
+  def __init__(self, attribute_sizes: tuple[int, ...], routing: torch.Tensor, channels: int):
+    super().__init__()
+    (k, p), width = routing.shape, max(attribute_sizes)
+    self.kernel = nn.Parameter(torch.randn(k, p, channels, width) / math.sqrt(p * channels))
+    self.bias = nn.Parameter(torch.zeros(k, width))
+    self.register_buffer("routing", routing)
+    self.register_buffer("valid", torch.arange(width)[None, :] < torch.tensor(attribute_sizes)[:, None])
+
+  def forward(self, parts: torch.Tensor) -> torch.Tensor:
+    kernel = self.kernel * self.routing[:, :, None, None]
+    logits = torch.einsum("bpc,kpcv->bkv", parts, kernel) + self.bias
+    return logits.masked_fill(~self.valid, INVALID_LOGIT)
+
+
 class Model(nn.Module):
 
   def __init__(self, config: ml_collections.ConfigDict):
@@ -39,23 +59,20 @@ class Model(nn.Module):
     c5, classes = channels["res5"], config.num_classes
     if self.branches in ("both", "global"):
       self.global_classifier = nn.Linear(c5, classes)
-    if self.branches in ("both", "part"):
+    if self.branches in ("both", "part"):  # blocks named as jaxret's part_stage (layer4_0, ...)
       last = len(self.backbone.stage_sizes)
-      self.part_stage = (copy.deepcopy(getattr(self.backbone, f"layer{last}")) if m.part_init == "copy" else
-                         make_stage(self.backbone.block, channels["res4"], self.backbone.width * 2**(last - 1),
-                                    self.backbone.stage_sizes[-1], 2))
+      stage = (copy.deepcopy(getattr(self.backbone, f"layer{last}")) if m.part_init == "copy" else
+               make_stage(self.backbone.block, channels["res4"], self.backbone.width * 2**(last - 1),
+                          self.backbone.stage_sizes[-1], 2))
+      self.part_stage = nn.Sequential(collections.OrderedDict(
+          (f"layer{last}_{b}", block) for b, block in enumerate(stage)))
       self.part_stripes = m.part_stripes or stage_size(config.image_height or config.image_size, "res5")
       self.part_reduction = nn.Linear(c5, m.part_dim)
       self.part_classifier = nn.Linear(self.part_stripes * m.part_dim, classes)
     self.dropout = nn.Dropout(m.dropout)
     if self.attribute_layer != "none":
-      sizes = tuple(config.attribute_sizes)
-      c = channels[self.attribute_layer]
-      k, width = len(sizes), max(sizes)
-      self.attribute_kernel = nn.Parameter(torch.randn(k, m.num_parts, c, width) / math.sqrt(m.num_parts * c))
-      self.attribute_bias = nn.Parameter(torch.zeros(k, width))
-      self.register_buffer("routing", routing_matrix(m.attribute_parts, m.num_parts))
-      self.register_buffer("value_valid", torch.arange(width)[None, :] < torch.tensor(sizes)[:, None])
+      self.attribute_classifiers = PartAttributeClassifiers(
+          tuple(config.attribute_sizes), routing_matrix(m.attribute_parts, m.num_parts), channels[self.attribute_layer])
 
   def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
     """images [B, 3, H, W] -> {"global_logits" [B, n] (global branch), "part_logits" [B, n] (part
@@ -71,9 +88,7 @@ class Model(nn.Module):
       outputs["part_logits"] = self.part_classifier(self.dropout(reduced))
     if self.attribute_layer != "none":
       parts = horizontal_max_pool(stages[self.attribute_layer], self.num_parts)  # [B, P, C]
-      kernel = self.attribute_kernel * self.routing[:, :, None, None]
-      logits = torch.einsum("bpc,kpcv->bkv", parts, kernel) + self.attribute_bias
-      outputs["attribute_logits"] = logits.masked_fill(~self.value_valid, INVALID_LOGIT)
+      outputs["attribute_logits"] = self.attribute_classifiers(parts)
     return outputs
 
   def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

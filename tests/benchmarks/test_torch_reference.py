@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 import torch
+from flax import traverse_util
 from torch import nn
 
 from jaxret import methods
@@ -129,6 +130,82 @@ def test_parameters_loss_and_gradients_match_jaxret(case):
   missing = [name for name, p in model.named_parameters() if p.grad is None]
   assert not missing, f"no gradient reaches {missing}"
   model.after_step()
+
+
+def torch_path(name: str) -> tuple[str, ...]:
+  """A torch module path as jaxret's Flax module path: "backbone.layer1.0.downsample.1" ->
+  ("backbone", "layer1_0", "downsample_bn") (torchvision's names, jaxret/backbones/resnet.py)."""
+  path = []
+  for part in name.split(".") if name else []:
+    if part.isdigit():
+      path[-1] = {("downsample", "0"): "downsample_conv", ("downsample", "1"): "downsample_bn"}.get(
+          (path[-1], part), f"{path[-1]}_{part}")
+    else:
+      path.append(part)
+  return tuple(path)
+
+
+def jaxret_variables(model: nn.Module) -> tuple[dict, dict]:
+  """The torch model's parameters and BatchNorm statistics as jaxret's flat {path: array} "params"
+  and "batch_stats" (Flax layouts; method-state buffers left out)."""
+  params, batch_stats = {}, {}
+  for module_name, module in model.named_modules():
+    tensors = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+    for leaf, tensor in tensors:
+      value = tensor.detach().numpy()
+      if isinstance(module, nn.BatchNorm2d | nn.BatchNorm1d):
+        names = {"weight": (params, "scale"), "bias": (params, "bias"), "running_mean": (batch_stats, "mean"),
+                 "running_var": (batch_stats, "var")}
+        if leaf in names:
+          target, leaf = names[leaf]
+          target[(*torch_path(module_name), leaf)] = value
+      elif isinstance(tensor, nn.Parameter):
+        if isinstance(module, nn.Conv2d) and leaf == "weight":
+          leaf, value = "kernel", value.transpose(2, 3, 1, 0)
+        elif isinstance(module, nn.Linear) and leaf == "weight":
+          leaf, value = "kernel", value.T
+        params[(*torch_path(module_name), leaf)] = value
+  return params, batch_stats
+
+
+def jaxret_method_state(model: nn.Module, method: str, batch_stats) -> dict:
+  """jaxret's method state from the torch model's buffers."""
+  state = {"batch_stats": batch_stats}
+  if method == "a2net":
+    state["database"] = {"codes": model.database_codes.numpy(), "labels": model.database_labels.numpy().astype(np.int32),
+                         "outputs": model.database_outputs.numpy(), "in_query": model.database_in_query.numpy()}
+  if method == "vapnet":
+    state["mean_encoders"] = {name: {"kernel": getattr(model, f"mean_{name}_weight").numpy().T,
+                                     "bias": getattr(model, f"mean_{name}_bias").numpy()} for name in ("local", "global")}
+  return state
+
+
+# Cases whose loss is compared with jaxret's at equal parameters (MidAttr without dropout; VAPNet
+# with jaxret's draw of local views).
+SAME_LOSS_CASES = {"a3m_batchnorm": {}, "a2net": {}, "deml": {}, "midattr": {"midattr.dropout": 0.0}, "vapnet": {}}
+
+
+@pytest.mark.parametrize("case", list(SAME_LOSS_CASES))
+def test_loss_equals_jaxret_at_the_same_parameters(case, monkeypatch):
+  method_name, image_size, overrides = CASES[case]
+  config = tiny_config(method_name, image_size, **overrides, **SAME_LOSS_CASES[case])
+  batch = numpy_batch(config)
+  torch.manual_seed(0)
+  model = torch_reference.build(config)
+  params, batch_stats = jaxret_variables(model)
+  method = methods.get_method(method_name)
+  expected_params, expected_state = jax.eval_shape(lambda: method.init_state(jax.random.key(0), config, batch))
+  assert set(params) == set(traverse_util.flatten_dict(expected_params))  # jaxret's names
+  assert set(batch_stats) == set(traverse_util.flatten_dict(expected_state["batch_stats"]))
+  rng = jax.random.key(1)
+  if method_name == "vapnet":  # jaxret's views: the patches its loss_fn draws from rng
+    patches = local_views.sample_patches(rng, BATCH, config.vapnet.num_views, len(model.candidate_boxes))
+    monkeypatch.setattr(vapnet, "sample_patches", lambda *_: torch.from_numpy(np.asarray(patches)).long())
+  state = jaxret_method_state(model, method_name, traverse_util.unflatten_dict(batch_stats))
+  expected, _ = jax.jit(lambda p, s, b: method.loss_fn(p, s, b, rng, config))(
+      traverse_util.unflatten_dict(params), state, batch)
+  actual = model.loss(torch_reference.to_torch(batch))
+  np.testing.assert_allclose(actual.item(), float(expected), rtol=2e-5)
 
 
 def test_to_torch_gives_channels_last_images_and_int64_labels():
