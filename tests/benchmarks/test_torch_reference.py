@@ -92,46 +92,6 @@ def numpy_batch(config, seed: int = 0) -> dict[str, np.ndarray]:
           "index": rng.permutation(NUM_TRAIN_EXAMPLES)[:BATCH].astype(np.int32)}
 
 
-def jax_parameter_shapes(config, batch) -> list[tuple[int, ...]]:
-  """Shapes of jaxret's trainable parameters, from `jax.eval_shape` of `init_state` (nothing compiled)."""
-  method = methods.get_method(config.method)
-  params, _ = jax.eval_shape(lambda: method.init_state(jax.random.key(0), config, batch))
-  return sorted(tuple(leaf.shape) for leaf in jax.tree.leaves(params))
-
-
-def torch_parameter_shapes(model: nn.Module) -> list[tuple[int, ...]]:
-  """Shapes of the model's trainable parameters in Flax's layout (conv OIHW -> HWIO, linear [out, in] -> [in, out])."""
-  shapes = []
-  for module in model.modules():
-    for name, p in module.named_parameters(recurse=False):
-      shape = tuple(p.shape)
-      if isinstance(module, nn.Conv2d) and name == "weight":
-        shape = (shape[2], shape[3], shape[1], shape[0])
-      elif isinstance(module, nn.Linear) and name == "weight":
-        shape = shape[::-1]
-      shapes.append(shape)
-  return sorted(shapes)
-
-
-@pytest.mark.parametrize("case", list(CASES))
-def test_parameters_loss_and_gradients_match_jaxret(case):
-  method, image_size, overrides = CASES[case]
-  config = tiny_config(method, image_size, **overrides)
-  batch = numpy_batch(config)
-  torch.manual_seed(0)
-  model = torch_reference.build(config)
-  expected = jax_parameter_shapes(config, batch)
-  actual = torch_parameter_shapes(model)
-  assert sum(int(np.prod(s)) for s in actual) == sum(int(np.prod(s)) for s in expected)
-  assert actual == expected
-  loss = model.loss(torch_reference.to_torch(batch))
-  assert loss.ndim == 0 and torch.isfinite(loss)
-  loss.backward()
-  missing = [name for name, p in model.named_parameters() if p.grad is None]
-  assert not missing, f"no gradient reaches {missing}"
-  model.after_step()
-
-
 def torch_path(name: str) -> tuple[str, ...]:
   """A torch module path as jaxret's Flax module path: "backbone.layer1.0.downsample.1" ->
   ("backbone", "layer1_0", "downsample_bn") (torchvision's names, jaxret/backbones/resnet.py)."""
@@ -180,32 +140,47 @@ def jaxret_method_state(model: nn.Module, method: str, batch_stats) -> dict:
   return state
 
 
-# Cases whose loss is compared with jaxret's at equal parameters (MidAttr without dropout; VAPNet
-# with jaxret's draw of local views).
-SAME_LOSS_CASES = {"a3m_batchnorm": {}, "a2net": {}, "deml": {}, "midattr": {"midattr.dropout": 0.0}, "vapnet": {}}
+# The cases whose loss is also compared with jaxret's loss_fn at the same parameters: a jit compile
+# each (5-10 s), so only the methods with the most hand-written pieces (hashing loss and database;
+# views, RoIAlign and mean encoders; scales, random walk, crop-zoom and adversary).
+SAME_LOSS_CASES = ("a2net", "vapnet", "deml")
 
 
-@pytest.mark.parametrize("case", list(SAME_LOSS_CASES))
-def test_loss_equals_jaxret_at_the_same_parameters(case, monkeypatch):
+@pytest.mark.parametrize("case", list(CASES))
+def test_parameters_loss_and_gradients_match_jaxret(case, monkeypatch):
+  """Trainable parameters: jaxret's count, shapes (as a multiset, and by jaxret's module names);
+  BatchNorm statistics under jaxret's names; a finite scalar loss (equal to jaxret's at the same
+  parameters for SAME_LOSS_CASES) whose gradient reaches every parameter."""
   method_name, image_size, overrides = CASES[case]
-  config = tiny_config(method_name, image_size, **overrides, **SAME_LOSS_CASES[case])
+  config = tiny_config(method_name, image_size, **overrides)
   batch = numpy_batch(config)
   torch.manual_seed(0)
   model = torch_reference.build(config)
-  params, batch_stats = jaxret_variables(model)
   method = methods.get_method(method_name)
+  params, batch_stats = jaxret_variables(model)
   expected_params, expected_state = jax.eval_shape(lambda: method.init_state(jax.random.key(0), config, batch))
-  assert set(params) == set(traverse_util.flatten_dict(expected_params))  # jaxret's names
+  expected = {path: leaf.shape for path, leaf in traverse_util.flatten_dict(expected_params).items()}
+  actual = {path: value.shape for path, value in params.items()}
+  assert sum(np.prod(s) for s in actual.values()) == sum(np.prod(s) for s in expected.values())
+  assert sorted(actual.values()) == sorted(expected.values())
+  assert actual == expected
   assert set(batch_stats) == set(traverse_util.flatten_dict(expected_state["batch_stats"]))
+
   rng = jax.random.key(1)
   if method_name == "vapnet":  # jaxret's views: the patches its loss_fn draws from rng
-    patches = local_views.sample_patches(rng, BATCH, config.vapnet.num_views, len(model.candidate_boxes))
-    monkeypatch.setattr(vapnet, "sample_patches", lambda *_: torch.from_numpy(np.asarray(patches)).long())
-  state = jaxret_method_state(model, method_name, traverse_util.unflatten_dict(batch_stats))
-  expected, _ = jax.jit(lambda p, s, b: method.loss_fn(p, s, b, rng, config))(
-      traverse_util.unflatten_dict(params), state, batch)
-  actual = model.loss(torch_reference.to_torch(batch))
-  np.testing.assert_allclose(actual.item(), float(expected), rtol=2e-5)
+    patches = np.array(local_views.sample_patches(rng, BATCH, config.vapnet.num_views, len(model.candidate_boxes)))
+    monkeypatch.setattr(vapnet, "sample_patches", lambda *_: torch.from_numpy(patches).long())
+  loss = model.loss(torch_reference.to_torch(batch))
+  assert loss.ndim == 0 and torch.isfinite(loss)
+  if case in SAME_LOSS_CASES:
+    state = jaxret_method_state(model, method_name, traverse_util.unflatten_dict(batch_stats))
+    expected_loss, _ = jax.jit(lambda p, s, b: method.loss_fn(p, s, b, rng, config))(
+        traverse_util.unflatten_dict(params), state, batch)
+    np.testing.assert_allclose(loss.item(), float(expected_loss), rtol=2e-5)
+  loss.backward()
+  missing = [name for name, p in model.named_parameters() if p.grad is None]
+  assert not missing, f"no gradient reaches {missing}"
+  model.after_step()
 
 
 def test_to_torch_gives_channels_last_images_and_int64_labels():
@@ -227,7 +202,7 @@ def test_build_names_an_unknown_method():
     torch_reference.build(config)
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("arch", ["resnet50"])  # ResNet-18's BasicBlocks: the loss comparisons above
 def test_resnet_trunk_has_torchvision_names_and_computes_jaxret_stage_features(arch):
   torch.manual_seed(0)
   trunk = t_resnet.resnet(arch, 0.0625).eval()
