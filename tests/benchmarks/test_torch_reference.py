@@ -134,7 +134,7 @@ def jaxret_method_state(model: nn.Module, method: str, batch_stats) -> dict:
   if method == "a2net":
     state["database"] = {"codes": model.database_codes.numpy(), "labels": model.database_labels.numpy().astype(np.int32),
                          "outputs": model.database_outputs.numpy(), "in_query": model.database_in_query.numpy()}
-  if method == "vapnet":
+  if method == "vapnet" and model.uses_mean_encoders:
     state["mean_encoders"] = {name: {"kernel": getattr(model, f"mean_{name}_weight").numpy().T,
                                      "bias": getattr(model, f"mean_{name}_bias").numpy()} for name in ("local", "global")}
   return state
