@@ -35,13 +35,13 @@ class TransformNet(nn.Module):
 
   def forward(self, t: torch.Tensor, attention: torch.Tensor | None = None) -> torch.Tensor:
     """T [B, C_T, H, W] (and attention [B, C, H, W]) -> [B, D, H, W] (phi_global) or [B, C, D, H, W]."""
-    projected = torch.einsum("bthw,td->bdhw", t, self.project_kernel)
+    projected = torch.einsum("bthw,td->bhwd", t, self.project_kernel)
     if attention is None:
-      y = projected + self.project_bias[:, None, None]
+      y = projected + self.project_bias
     else:  # conv1x1(A^c (.) T) = A^c (.) (T K) + b
-      y = torch.einsum("bdhw,bchw->bcdhw", projected, attention) + self.project_bias[:, None, None]
+      y = torch.einsum("bhwd,bchw->bchwd", projected, attention) + self.project_bias
     batch_shape = y.shape[:-3]
-    y = F.relu(y.reshape(-1, *y.shape[-3:]).contiguous(memory_format=torch.channels_last))
+    y = F.relu(y.reshape(-1, *y.shape[-3:]).permute(0, 3, 1, 2))  # [N, D, H, W] in channels-last memory
     for i in range(self.depth - 1):
       y = F.relu(getattr(self, f"conv{i + 1}")(y))
     return y.reshape(*batch_shape, *y.shape[-3:])
