@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torch_reference.batch_keys import require
 from torch_reference.resnet import resnet
 
 VARIANTS = {  # variant -> (attention features, Eq. 7 term, Eq. 8 term)
@@ -103,6 +104,7 @@ class Model(nn.Module):
 
   def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Eq. 13 / (n m) on a batch {"image", "label" [B], "index" [B] (position in the training set)}."""
+    require(batch, ("image", "label", "index"), "a2net")
     outputs = self(batch["image"])
     x, codes, w = outputs["features"], outputs["code"], self.encoder
     index, labels = batch["index"], batch["label"]

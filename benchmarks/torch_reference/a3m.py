@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torch_reference.batch_keys import require
 from torch_reference.resnet import resnet, stage_size
 
 INVALID_LOGIT = -1e9  # a padded attribute value: softmax probability 0
@@ -133,6 +134,7 @@ class Model(nn.Module):
 
   def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Eq. 11 on a batch {"image", "label" [B], "attributes" [B, K] (-1 unknown; with attribute labels)}."""
+    require(batch, ("image", "label", "attributes") if self.use_attribute_labels else ("image", "label"), "a3m")
     outputs = self(batch["image"])
     labels = batch["label"]
     loss = F.cross_entropy(outputs["logits"], labels) + self.alpha * F.cross_entropy(outputs["category_logits"], labels)

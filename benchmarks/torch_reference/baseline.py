@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torch_reference.batch_keys import require
 from torch_reference.resnet import resnet
 
 
@@ -23,6 +24,7 @@ class Model(nn.Module):
 
   def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Softmax cross-entropy over the training classes: batch {"image", "label" [B]} -> scalar."""
+    require(batch, ("image", "label"), "baseline")
     return F.cross_entropy(self(batch["image"])["logits"], batch["label"])
 
   def after_step(self) -> None:

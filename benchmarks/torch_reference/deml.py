@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torch_reference.batch_keys import require
 from torch_reference.crop_zoom import attend_and_zoom
 from torch_reference.random_walk import object_attention
 from torch_reference.resnet import STAGES, resnet
@@ -143,6 +144,7 @@ class Model(nn.Module):
 
   def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Eqs. 4-6 on a batch {"image", "label" [B]} (P x K sampled, so every image has positives)."""
+    require(batch, ("image", "label"), "deml")
     deml = self.deml
     outputs = self(batch["image"])
     learners = outputs["learners"]  # [B, I, J, d]

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from torch_reference.a3m import INVALID_LOGIT, attribute_cross_entropy
+from torch_reference.batch_keys import require
 from torch_reference.horizontal_pooling import horizontal_average_pool, horizontal_max_pool
 from torch_reference.resnet import make_stage, resnet, stage_size
 
@@ -93,6 +94,8 @@ class Model(nn.Module):
 
   def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Eq. 3 on a batch {"image", "label" [B], "attributes" [B, K] (-1 unknown; with attribute heads)}."""
+    require(batch, ("image", "label") if self.attribute_layer == "none" else ("image", "label", "attributes"),
+            "midattr")
     outputs = self(batch["image"])
     labels = batch["label"]
     loss = torch.zeros((), device=labels.device)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torch_reference.batch_keys import require
 from torch_reference.local_views import crop_and_resize, grid_patch_boxes, sample_patches
 from torch_reference.resnet import resnet
 from torch_reference.roi_align import roi_align
@@ -78,6 +79,7 @@ class Model(nn.Module):
 
   def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Eq. 9 (or the variant's terms) on a batch {"image", "label" [B]}; the views are drawn with torch's RNG."""
+    require(batch, ("image", "label"), "vapnet")
     outputs = self(batch["image"])
     loss_aux = F.cross_entropy(outputs["logits"], batch["label"])  # Eq. 8
     if not self.uses_views:

@@ -132,11 +132,13 @@ def jaxret_method_state(model: nn.Module, method: str, batch_stats) -> dict:
   """jaxret's method state from the torch model's buffers."""
   state = {"batch_stats": batch_stats}
   if method == "a2net":
-    state["database"] = {"codes": model.database_codes.numpy(), "labels": model.database_labels.numpy().astype(np.int32),
+    state["database"] = {"codes": model.database_codes.numpy(),
+                         "labels": model.database_labels.numpy().astype(np.int32),
                          "outputs": model.database_outputs.numpy(), "in_query": model.database_in_query.numpy()}
   if method == "vapnet" and model.uses_mean_encoders:
     state["mean_encoders"] = {name: {"kernel": getattr(model, f"mean_{name}_weight").numpy().T,
-                                     "bias": getattr(model, f"mean_{name}_bias").numpy()} for name in ("local", "global")}
+                                     "bias": getattr(model, f"mean_{name}_bias").numpy()}
+                              for name in ("local", "global")}
   return state
 
 
@@ -193,6 +195,17 @@ def test_to_torch_gives_channels_last_images_and_int64_labels():
   np.testing.assert_array_equal(out["attributes"].numpy(), batch["attributes"])
   with pytest.raises(ValueError, match=r"batch\['image'\] has shape \(8, 3, 32, 32\)"):
     torch_reference.to_torch({"image": np.zeros((8, 3, 32, 32), np.float32)})
+
+
+def test_loss_names_a_missing_or_mis_sized_batch_key():
+  config = tiny_config("a2net")
+  model = torch_reference.build(config)
+  batch = torch_reference.to_torch(numpy_batch(config))
+  missing = r"torch_reference.a2net: .*expected \['image', 'label', 'index'\] \(missing \['index'\]\)"
+  with pytest.raises(ValueError, match=missing):
+    model.loss({k: v for k, v in batch.items() if k != "index"})
+  with pytest.raises(ValueError, match=r"batch\['label'\] has 3 rows; expected 8"):
+    model.loss({**batch, "label": batch["label"][:3]})
 
 
 def test_build_names_an_unknown_method():
