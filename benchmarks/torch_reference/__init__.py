@@ -1,13 +1,17 @@
 """PyTorch references of jaxret's methods, timed against them by benchmarks/train_step.py.
 
-Each `<method>.Model(config)` mirrors jaxret/methods/<method>.py (same layers and sizes, same
-trainable parameter shapes) built from the same ml_collections config, with
-`loss(batch) -> scalar` (the method's full training loss) and `after_step()` (per-step state
-updates jaxret makes inside its train step, e.g. VAPNet's EMA; call it after `loss.backward()`).
-State kept outside the gradient (BatchNorm statistics, EMA encoders, database codes) is in buffers.
+Each `<method>.Model(config)` mirrors jaxret/methods/<method>.py (same layers, sizes and, under
+torchvision's naming, parameter names) built from the same ml_collections config (with the keys the
+train loop fills: num_classes, attribute_sizes, num_train_examples), with `loss(batch) -> scalar`
+(the method's full training loss, equal to jaxret's loss_fn at the same parameters) and
+`after_step()` (per-step state updates jaxret makes inside its train step: VAPNet's EMA, A2-Net's
+database record; call it after `loss.backward()`, before `optimizer.step()` for jaxret's exact
+EMA). State kept outside the gradient (BatchNorm statistics, EMA encoders, database codes) is in
+buffers. Float32; the harness may wrap the step in `torch.autocast`.
 
-  model = torch_reference.build(config).to(memory_format=torch.channels_last)
-  loss = model.loss(torch_reference.to_torch(numpy_batch)); loss.backward(); model.after_step()
+  model = torch_reference.build(config)  # training mode, channels-last
+  loss = model.loss(torch_reference.to_torch(numpy_batch))
+  loss.backward(); model.after_step(); optimizer.step()
 
 benchmarks/ is not a package: put benchmarks/ on sys.path and `import torch_reference`.
 """

@@ -1,6 +1,7 @@
-"""benchmarks/torch_reference: each PyTorch method has jaxret's trainable parameters (count and
-shapes), a finite training loss whose gradient reaches every parameter, and ops that compute
-jaxret's numbers."""
+"""benchmarks/torch_reference: each PyTorch method has jaxret's trainable parameters (count, shapes,
+names) and BatchNorm statistics, a finite training loss whose gradient reaches every parameter and
+which equals jaxret's loss_fn at the same parameters (A2-Net, VAPNet, DeML here), and ops and loss
+pieces that compute jaxret's numbers."""
 import importlib
 import os
 import sys
