@@ -1,0 +1,168 @@
+"""DeML in PyTorch (jaxret/methods/deml.py): I scales (each the crop-zoom of the previous one around its
+random-walk object attention), J channel-attention branches per scale through one shared backbone
+split into FNet / GNet, J linear learners per scale; loss = binomial deviance per learner (Eq. 5) +
+activation decay + L_ntri (Eq. 6) + the diversity term (Eq. 4 adversary behind gradient reversal,
+or the public code's hinge), summed over scales.
+
+Same parameters as jaxret: the backbone, `cam_{i}` (`squeeze` [J, C, 64], `excite` [J, 64, C]),
+`learners_{i}` (`kernel` [J, C5, d], `bias` [J, d]) and, with `adversary = "grl"`, `adversary_{i}`
+(`hidden`, `out`: Dense - ReLU - Dense).
+"""
+import math
+
+import ml_collections
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from torch_reference.batch_keys import require
+from torch_reference.crop_zoom import attend_and_zoom
+from torch_reference.random_walk import object_attention
+from torch_reference.resnet import STAGES, resnet
+
+
+class GradReverse(torch.autograd.Function):
+  """The identity forward; the gradient times `-scale` backward."""
+
+  @staticmethod
+  def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+    ctx.scale = scale
+    return x.view_as(x)
+
+  @staticmethod
+  def backward(ctx, grad: torch.Tensor):
+    return -ctx.scale * grad, None
+
+
+class ChannelAttention(nn.Module):
+  """J CAMs as einsums: U [B, C, H, W] -> cap [J, B, C, H, W], `cap_j = U * sigmoid(W2_j relu(W1_j GAP(U)))`."""
+
+  def __init__(self, num_branches: int, channels: int, hidden: int):
+    super().__init__()
+    self.squeeze = nn.Parameter(torch.randn(num_branches, channels, hidden) / math.sqrt(channels))
+    self.excite = nn.Parameter(torch.randn(num_branches, hidden, channels) / math.sqrt(hidden))
+
+  def forward(self, u: torch.Tensor) -> torch.Tensor:
+    pooled = u.mean(dim=(2, 3))  # [B, C]
+    weights = torch.sigmoid(torch.einsum("jbh,jhc->jbc", F.relu(torch.einsum("bc,jch->jbh", pooled, self.squeeze)),
+                                         self.excite))
+    return u[None] * weights[:, :, :, None, None]
+
+
+class Learners(nn.Module):
+  """J linear learners as one einsum: pooled [J, B, C] -> [B, J, d]."""
+
+  def __init__(self, num_branches: int, channels: int, features: int):
+    super().__init__()
+    self.kernel = nn.Parameter(torch.randn(num_branches, channels, features) / math.sqrt(channels))
+    self.bias = nn.Parameter(torch.zeros(num_branches, features))
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("jbc,jcd->bjd", x, self.kernel) + self.bias
+
+
+class Adversary(nn.Module):
+  """F^i of Eq. 4, shared by a scale's J learners: [B, J, d] -> [B, J, features]."""
+
+  def __init__(self, in_features: int, features: int):
+    super().__init__()
+    self.hidden = nn.Linear(in_features, features)
+    self.out = nn.Linear(features, features)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    return self.out(F.relu(self.hidden(x)))
+
+
+def unit(x: torch.Tensor) -> torch.Tensor:
+  """L2-normalised over the last axis (eps 1e-12, as jaxret)."""
+  return x / x.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+
+
+def binomial_deviance(learners: torch.Tensor, labels: torch.Tensor, deml: ml_collections.ConfigDict) -> torch.Tensor:
+  """Eq. 5 for every learner at once: learners [B, L, d], labels [B] -> [L] (mean positive-pair
+  cost + mean negative-pair cost on cosine similarity; self-pairs left out)."""
+  x = unit(learners.transpose(0, 1))  # [L, B, d]
+  similarity = x @ x.transpose(1, 2)  # [L, B, B]
+  same = labels[:, None] == labels[None, :]
+  positive = same & ~torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)
+  sign = torch.where(same, 1.0, -1.0)
+  gamma = torch.where(same, deml.positive_cost, deml.negative_cost)
+  cost = F.softplus(-sign * deml.alpha * (similarity - deml.beta) * gamma)
+  mean_over = lambda mask: (cost * mask).sum(dim=(1, 2)) / mask.sum().clamp(min=1)
+  return mean_over(positive) + mean_over(~same)
+
+
+def pairwise_squared_distance(x: torch.Tensor) -> torch.Tensor:
+  """[..., J, d] -> [..., J, J]."""
+  return (x[..., :, None, :] - x[..., None, :, :]).square().sum(dim=-1)
+
+
+class Model(nn.Module):
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    super().__init__()
+    deml = config.deml
+    self.deml = deml
+    self.num_scales, self.num_branches = deml.num_scales, deml.num_branches
+    self.split, self.gnet_start = deml.split, STAGES[STAGES.index(deml.split) + 1]
+    self.attention_layers = tuple(deml.attention_layers)
+    self.backbone = resnet(config.backbone, config.backbone_width)
+    channels = self.backbone.stage_channels()
+    d = config.embedding_dim // (deml.num_scales * deml.num_branches)
+    if d < 1:
+      raise ValueError(f"config.embedding_dim={config.embedding_dim}: expected at least I x J = "
+                       f"{deml.num_scales * deml.num_branches}")
+    for i in range(self.num_scales):
+      self.add_module(f"cam_{i}", ChannelAttention(self.num_branches, channels[self.split], deml.cam_hidden))
+      self.add_module(f"learners_{i}", Learners(self.num_branches, channels["res5"], d))
+      if deml.adversary == "grl":
+        self.add_module(f"adversary_{i}", Adversary(d, deml.adversary_dim))
+
+  def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """images [B, 3, H, W] -> {"embedding" [B, I J d], "learners" [B, I, J, d], "adversary" [B, I, J, k] (grl)}."""
+    b, _, h, w = images.shape
+    x, learners, adversaries = images, [], []
+    for i in range(self.num_scales):  # sequential: each scale's input is cropped by the previous one
+      u = self.backbone(x, stop=self.split)[self.split]  # FNet^i
+      caps = getattr(self, f"cam_{i}")(u)
+      caps = caps.reshape(-1, *u.shape[1:]).contiguous(memory_format=torch.channels_last)
+      maps = self.backbone(caps, start=self.gnet_start)  # GNet^i, one batch for the J branches
+      pooled = maps["res5"].mean(dim=(2, 3)).reshape(self.num_branches, b, -1)
+      ca = getattr(self, f"learners_{i}")(pooled)
+      learners.append(ca)
+      if self.deml.adversary == "grl":
+        adversary_input = unit(ca) if self.deml.adversary_input == "unit" else ca
+        adversaries.append(getattr(self, f"adversary_{i}")(GradReverse.apply(adversary_input, self.deml.grl_scale)))
+      if i + 1 < self.num_scales:
+        attention = object_attention([maps[name] for name in self.attention_layers], (h, w), self.deml.walk_steps)
+        x, _ = attend_and_zoom(x, attention.reshape(self.num_branches, b, h, w).mean(dim=0))
+    learners = torch.stack(learners, dim=1)
+    outputs = {"embedding": unit(learners).flatten(1), "learners": learners}
+    if adversaries:
+      outputs["adversary"] = torch.stack(adversaries, dim=1)
+    return outputs
+
+  def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Eqs. 4-6 on a batch {"image", "label" [B]} (P x K sampled, so every image has positives)."""
+    require(batch, ("image", "label"), "deml")
+    deml = self.deml
+    outputs = self(batch["image"])
+    learners = outputs["learners"]  # [B, I, J, d]
+    b, num_scales, num_branches, d = learners.shape
+    flat = learners.reshape(b, num_scales * num_branches, d)
+    loss = binomial_deviance(flat, batch["label"], deml).mean()  # Eq. 5
+    loss = loss + deml.lambda1 / (2 * flat.shape[1] * b) * flat.square().sum()  # activation decay
+    kernels = torch.cat([getattr(self, f"learners_{i}").kernel for i in range(num_scales)])  # [I J, C, d]
+    loss = loss + deml.lambda2 * (kernels.square().sum(dim=1) - 1.0).square().sum()  # L_ntri
+    if num_branches > 1 and deml.adversary == "grl":  # Eq. 4, summed over scales
+      loss = loss + deml.lambda0 * pairwise_squared_distance(outputs["adversary"]).sum(dim=(-2, -1)).mean(dim=0).sum()
+    elif num_branches > 1 and deml.adversary == "hinge":
+      distance = pairwise_squared_distance(unit(learners)).clamp(min=1e-12).sqrt()  # [B, I, J, J]
+      hinge = (deml.hinge_margin - distance).clamp(min=0).square() / 2
+      off_diagonal = ~torch.eye(num_branches, dtype=torch.bool, device=hinge.device)
+      per_scale = (hinge * off_diagonal).sum(dim=(0, 2, 3)) / (b * num_branches * (num_branches - 1))
+      loss = loss + deml.hinge_weight * per_scale.sum()
+    return loss
+
+  def after_step(self) -> None:
+    """Nothing outside the gradient but BatchNorm statistics (updated by the forward pass)."""
