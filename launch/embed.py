@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -33,12 +34,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
   """Writes the index and prints one JSON line describing it."""
   args = parse_args(argv)
-  logging.getLogger("absl").setLevel(logging.WARNING)  # orbax chatter
+  logging.getLogger("absl").setLevel(logging.ERROR)  # orbax chatter about the read-only checkpoint folder
   from jaxret.data import image_folder  # pylint: disable=import-outside-toplevel  (jax after flags parse)
   from jaxret.eval import image_index
   from jaxret.train import saved_run
   try:
-    image_folder.list_images(args.images)  # a bad folder fails before the model is restored
+    image_folder.list_images(args.images)  # a bad folder or output fails before the model is restored
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+      raise ValueError(f"--out {args.out!r}: its folder {os.path.dirname(os.path.abspath(args.out))!r} does not exist")
     run = saved_run.restore(args.workdir, args.checkpoint)
     index = image_index.build(run, args.images, progress=args.progress)
     image_index.save(index, args.out)

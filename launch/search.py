@@ -48,7 +48,7 @@ def folder_label(path: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
   args = parse_args(argv)
-  logging.getLogger("absl").setLevel(logging.WARNING)  # orbax chatter
+  logging.getLogger("absl").setLevel(logging.ERROR)  # orbax chatter about the read-only checkpoint folder
   from jaxret.data import image_folder  # pylint: disable=import-outside-toplevel  (jax after flags parse)
   from jaxret.eval import image_index
   from jaxret.train import saved_run

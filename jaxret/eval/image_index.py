@@ -9,6 +9,7 @@ The `.npz` holds `vectors`, `paths` (relative to the folder) and the metadata fi
 """
 import dataclasses
 import os
+import zipfile
 from collections.abc import Sequence
 
 import jax
@@ -89,9 +90,10 @@ def build(run: saved_run.SavedRun, image_root: str, *, progress: bool = True) ->
 
 
 def save(index: ImageIndex, path: str) -> None:
-  """Writes `index` to the .npz `path` (no pickled objects)."""
-  np.savez(path, vectors=index.vectors, paths=index.paths,
-           **{name: np.asarray(getattr(index, name)) for name in _METADATA})
+  """Writes `index` to the .npz `path`, that name exactly (no pickled objects)."""
+  with open(path, "wb") as f:
+    metadata = {name: np.asarray(getattr(index, name)) for name in _METADATA}
+    np.savez(f, vectors=index.vectors, paths=index.paths, **metadata)
 
 
 def load(path: str) -> ImageIndex:
@@ -100,20 +102,21 @@ def load(path: str) -> ImageIndex:
     raise ValueError(f"index file {path!r} does not exist: expected an .npz written by launch.embed")
   try:
     with np.load(path, allow_pickle=False) as npz:
-      missing = [name for name in ("vectors", "paths", *_METADATA) if name not in npz.files]
-      if missing:
-        raise ValueError(f"index file {path!r} lacks {', '.join(missing)}: expected an .npz written by launch.embed")
       fields = {name: npz[name] for name in npz.files}
-  except (OSError, EOFError) as e:
+  except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
     raise ValueError(f"index file {path!r} is not a readable .npz: {e}") from None
+  missing = [name for name in ("vectors", "paths", *_METADATA) if name not in fields]
+  if missing:
+    raise ValueError(f"index file {path!r} lacks {', '.join(missing)}: expected an .npz written by launch.embed")
   scalars = {name: fields[name].item() for name in _METADATA}
   return ImageIndex(vectors=fields["vectors"], paths=fields["paths"], **scalars)
 
 
 def check_compatible(index: ImageIndex, index_path: str, run: saved_run.SavedRun, dim: int) -> list[str]:
-  """Raises ValueError naming both sides when queries embedded by `run` (width `dim`) cannot be searched in
-  `index`: another method, embedding kind, dimension or metric. Returns warnings (another
-  workdir, config or checkpoint step: comparable vectors, but not the index's model)."""
+  """Raises ValueError naming both sides when queries embedded by `run` (width `dim`) cannot be
+  searched in `index` (read from `index_path`): another method, embedding kind, dimension or
+  metric. Returns warnings (another workdir, config or checkpoint step: comparable vectors, but
+  not the index's model)."""
   kind, metric = kind_and_metric(run)
   ours = {"method": run.config.method, "kind": kind, "dim": int(dim), "metric": metric}
   theirs = {name: getattr(index, name) for name in ours}

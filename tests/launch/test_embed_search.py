@@ -3,6 +3,7 @@ import dataclasses
 import os
 import shutil
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -68,6 +69,9 @@ def test_index_holds_the_run_embeddings_of_every_image_sorted(baseline_run, imag
   source = [{"image": images[index.paths[i]]} for i in pngs]
   expected = evaluator.Embedder(run.method, run.config, run.mesh)(source, run.params, run.method_state, fields=())
   np.testing.assert_allclose(index.vectors[pngs], expected["embedding"], rtol=1e-5, atol=1e-6)
+  best = saved_run.restore(baseline_run, "best")  # one validation, at the end: the best is the last model
+  assert best.step == 4 and best.checkpoint == "best"
+  jax.tree.map(np.testing.assert_array_equal, best.params, run.params)
 
 
 def _printed_neighbours(output: str) -> list[tuple[int, float, str]]:
@@ -158,6 +162,11 @@ def test_missing_paths_and_bad_images_stop_with_the_path(baseline_run, baseline_
   out = str(tmp_path / "x.npz")
   with pytest.raises(SystemExit, match="nowhere_run"):
     embed.main(["--workdir", str(tmp_path / "nowhere_run"), "--images", root, "--out", out])
+  (tmp_path / "old_run").mkdir()
+  with pytest.raises(SystemExit, match="old_run/config.json does not exist"):
+    embed.main(["--workdir", str(tmp_path / "old_run"), "--images", root, "--out", out])
+  with pytest.raises(SystemExit, match="no_such_folder"):
+    embed.main(["--workdir", baseline_run, "--images", root, "--out", str(tmp_path / "no_such_folder" / "i.npz")])
   with pytest.raises(SystemExit, match="no_images_here"):
     embed.main(["--workdir", baseline_run, "--images", str(tmp_path / "no_images_here"), "--out", out])
   (tmp_path / "empty").mkdir()
@@ -174,6 +183,8 @@ def test_missing_paths_and_bad_images_stop_with_the_path(baseline_run, baseline_
     search.main(["--index", str(tmp_path / "missing_index.npz"), "--query", str(broken / "fine.png")])
   with pytest.raises(SystemExit, match="truncated.jpg"):
     search.main(["--index", baseline_index, "--query", str(broken / "truncated.jpg")])
+  with pytest.raises(SystemExit, match="fine.png' is not a readable .npz"):
+    search.main(["--index", str(broken / "fine.png"), "--query", str(broken / "fine.png")])
 
 
 def test_an_index_of_another_embedding_kind_is_refused_naming_both(hashing_index, baseline_index, image_dir):

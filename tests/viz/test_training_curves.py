@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from jaxret.viz import training_curves
+from launch import plot_curves
 
 
 def _write_run(workdir, lines):
@@ -25,10 +26,10 @@ def run(tmp_path):
   return tmp_path / "run"
 
 
-def test_curves_png_has_a_panel_per_curve_and_is_not_blank(run, tmp_path):
+def test_curves_png_has_a_panel_per_curve_and_is_not_blank(run, tmp_path, capsys):
   out = str(tmp_path / "curves.png")
-  names = training_curves.plot_training_curves(str(run), out)
-  assert names == ["loss", "learning_rate", "recall@1", "map"]  # no bookkeeping, no per-attribute panels
+  assert plot_curves.main(["--workdir", str(run), "--out", out]) == 0
+  assert capsys.readouterr().out == f"wrote {out}: loss, learning_rate, recall@1, map\n"  # no bookkeeping panels
   with Image.open(out) as image:
     assert image.size == training_curves.figure_size(4) == (3 * 400, 2 * 300)
     pixels = np.asarray(image.convert("RGB"), np.float32)
@@ -38,8 +39,8 @@ def test_curves_png_has_a_panel_per_curve_and_is_not_blank(run, tmp_path):
 
 
 def test_metrics_file_errors_name_the_file_and_line(run, tmp_path):
-  with pytest.raises(ValueError, match="nowhere/metrics.jsonl"):
-    training_curves.read_metrics(str(tmp_path / "nowhere" / "metrics.jsonl"))
+  with pytest.raises(SystemExit, match="nowhere/metrics.jsonl"):
+    plot_curves.main(["--workdir", str(tmp_path / "nowhere" / "metrics.jsonl"), "--out", str(tmp_path / "x.png")])
   _write_run(tmp_path / "empty", [])
   with pytest.raises(ValueError, match="empty/metrics.jsonl' is empty"):
     training_curves.read_metrics(str(tmp_path / "empty"))
