@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
 from jaxret.data.builders import image_bytes
 
@@ -41,10 +42,10 @@ def read_image(path: str) -> np.ndarray:
   except OSError as e:
     raise ValueError(f"cannot read image file {path!r}: {e}") from None
   try:
-    image_bytes.check(data)
-  except ValueError as e:
-    raise ValueError(f"cannot decode image file {path!r}: {e}") from None
-  return image_bytes.decode_rgb(data)
+    return image_bytes.decode_rgb(data)
+  except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    raise ValueError(f"cannot decode image file {path!r}: expected a readable image, PIL says "
+                     f"{type(e).__name__}: {e}") from None
 
 
 class ImageFiles:

@@ -176,7 +176,10 @@ def test_missing_paths_and_bad_images_stop_with_the_path(baseline_run, baseline_
   broken = tmp_path / "broken"
   broken.mkdir()
   Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(broken / "fine.png")
-  (broken / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+  Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(broken / "t.jpg")
+  jpeg = (broken / "t.jpg").read_bytes()
+  (broken / "t.jpg").unlink()
+  (broken / "truncated.jpg").write_bytes(jpeg[:len(jpeg) // 2])  # a real JPEG header, half its data
   with pytest.raises(SystemExit, match="truncated.jpg"):
     embed.main(["--workdir", baseline_run, "--images", str(broken), "--out", out, "--no-progress"])
   with pytest.raises(SystemExit, match="missing_index.npz"):
