@@ -1,4 +1,4 @@
-"""launch.embed and launch.search end to end on image files, after tiny synthetic training runs."""
+"""launch.embed and launch.search end to end on image files, after a tiny synthetic training run."""
 import dataclasses
 import os
 import shutil
@@ -29,7 +29,7 @@ def baseline_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def image_dir(tmp_path_factory):
-  """14 synthetic test images of 3 classes in class folders (nested), as lossless PNG, a few as
+  """15 synthetic test images of 3 classes in class folders (nested), as lossless PNG, a few as
   JPEG, plus a text file that is not an image -> (folder, {relative path: uint8 image})."""
   root = tmp_path_factory.mktemp("images")
   config = baseline.get_config()
@@ -59,6 +59,8 @@ def test_index_holds_the_run_embeddings_of_every_image_sorted(baseline_run, imag
   index = image_index.load(baseline_index)
   assert list(index.paths) == sorted(images)  # recursive, sorted, .PNG and .jpg found, notes.txt skipped
   run = saved_run.restore(baseline_run)
+  # config.json: the trained config, label spaces filled in by the loop, tuples read back as tuples.
+  assert run.config.embedding_dim == BITS and run.config.num_classes == 98 and run.config.eval.ks == (1, 2, 4, 8)
   assert (index.method, index.kind, index.metric, index.checkpoint, index.checkpoint_step) == (
       "baseline", "float", "cosine", "latest", 4)
   assert index.workdir == os.path.abspath(baseline_run) and index.image_root == os.path.abspath(root)
