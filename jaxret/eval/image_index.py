@@ -150,5 +150,5 @@ def distances(scores: np.ndarray, metric: str) -> tuple[np.ndarray, str]:
   if metric == "cosine":
     return scores, "cosine similarity"
   if metric == "euclidean":
-    return np.sqrt(np.maximum(-scores, 0.0)), "euclidean distance"
-  return -scores, "hamming distance"
+    return np.sqrt(np.maximum(-scores, 0.0)) + 0.0, "euclidean distance"  # + 0.0: no -0
+  return -scores + 0.0, "hamming distance"

@@ -151,7 +151,9 @@ def test_hashing_run_indexes_packed_codes_searched_by_hamming_distance(hashing_i
   query = sorted(images)[2]
   capsys.readouterr()
   search.main(["--index", out, "--query", os.path.join(root, query), "-k", str(K), "--chunk", "4"])
-  printed = _printed_neighbours(capsys.readouterr().out)
+  output = capsys.readouterr().out
+  assert "\t-" not in output  # distances, not scores: the query itself is at 0, not -0
+  printed = _printed_neighbours(output)
   all_bits = np.unpackbits(index.vectors, axis=1)[:, :BITS]
   hamming = (all_bits != all_bits[list(index.paths).index(query)]).sum(axis=1)
   expected = np.argsort(hamming, kind="stable")[:K]  # ties: smaller index first, like evaluation
