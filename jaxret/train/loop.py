@@ -15,7 +15,7 @@ from jaxret import methods
 from jaxret.data import datasets, pipeline
 from jaxret.eval import evaluator as evaluator_lib
 from jaxret.train import checkpoint, config as config_lib, mesh as mesh_lib, optimizer, step as step_lib
-from jaxret.train import state as state_lib
+from jaxret.train import saved_run, state as state_lib
 from jaxret.train.metrics_writer import MetricsWriter
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
   method = methods.get_method(config.method)
   data = datasets.load(config)
   config = with_dataset_info(config, data)
+  if jax.process_index() == 0:
+    saved_run.save_config(workdir, config)  # what tools (launch/embed.py) rebuild the model from
 
   train_data = pipeline.train_dataset(
       data.train, train_classes=data.train_classes, global_batch=config.batch_size, seed=config.seed,
