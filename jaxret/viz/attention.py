@@ -19,14 +19,15 @@ each `write_*(params, method_state, config, images, path, ...)` does both and wr
 """
 import functools
 
+import flax
 import jax
 import jax.numpy as jnp
 import matplotlib
 import ml_collections
 import numpy as np
 
-from jaxret.data import pipeline
 from jaxret import methods
+from jaxret.data import pipeline
 from jaxret.methods import vapnet
 from jaxret.ops import crop_zoom
 from jaxret.viz import image_grid
@@ -75,24 +76,31 @@ def model_outputs(params, method_state, config: ml_collections.ConfigDict, image
   size; `extra` goes to the model (VAPNet's `views`, `boxes`)."""
   images = image_grid.check_images(images, pipeline.image_shape(config), f"{config.method} model_outputs")
   variables = {"params": params, "batch_stats": method_state["batch_stats"]}
-  outputs = _forward(ml_collections.FrozenConfigDict(config), variables, image_grid.to_model_input(images), extra)
+  try:
+    outputs = _forward(ml_collections.FrozenConfigDict(config), variables, image_grid.to_model_input(images), extra)
+  except (flax.errors.ScopeParamNotFoundError, flax.errors.ScopeParamShapeError) as e:
+    raise ValueError(f"model_outputs: the params do not fit the model of config.method={config.method!r} "
+                     f"(are they another run's?): {e}") from None
   return jax.tree.map(np.asarray, outputs)
 
 
-def _check_outputs(outputs: dict, keys: tuple[str, ...], images: np.ndarray, what: str) -> None:
+def _check_outputs(outputs: dict, keys: tuple[str, ...], images: np.ndarray, what: str) -> np.ndarray:
+  """`images` (uint8 `[B, H, W, 3]`) once `outputs` has `keys`, each with B rows."""
+  images = image_grid.check_images(images, None, what)
   missing = [k for k in keys if k not in outputs]
   if missing:
     raise ValueError(f"{what}: the model's outputs have no {missing} (keys {sorted(outputs)}); expected the "
                      "outputs of that method's model")
   if len(outputs[keys[0]]) != len(images):
     raise ValueError(f"{what}: outputs of {len(outputs[keys[0]])} images for {len(images)} images; expected one each")
+  return images
 
 
 def a3m_panels(outputs: dict, images: np.ndarray, attribute_names: tuple[str, ...] | None = None):
   """A3M's attentions from its model's outputs ("attention" `[B, K, h, w]`, "region_attention"
   `[B, h, w]`) on uint8 images `[B, H, W, 3]` -> (panels `[B, 2 + K, H, W, 3]`: the image, m_region,
   m_1..m_K overlaid; column titles (`attribute_names` for the K maps, else m_1..m_K); None)."""
-  _check_outputs(outputs, ("attention", "region_attention"), images, "a3m_panels")
+  images = _check_outputs(outputs, ("attention", "region_attention"), images, "a3m_panels")
   maps = np.concatenate([outputs["region_attention"][:, None], outputs["attention"]], axis=1)  # [B, 1 + K, h, w]
   maps = np.asarray(upsample(jnp.asarray(maps), images.shape[1:3]))
   shown = images.astype(np.float32) / 255.0
@@ -108,7 +116,7 @@ def deml_panels(outputs: dict, images: np.ndarray):
   "boxes" `[B, I - 1, 4]`) on uint8 images `[B, H, W, 3]` -> (panels `[B, 1 + 2 (I - 1), H, W, 3]`: the
   image, then per scale i < I its input overlaid with its attention and crop box, and the crop (scale
   i + 1's input); column titles; None)."""
-  _check_outputs(outputs, ("attention", "boxes"), images, "deml_panels")
+  images = _check_outputs(outputs, ("attention", "boxes"), images, "deml_panels")
   attention, boxes = stretch(outputs["attention"]), outputs["boxes"]  # [B, I - 1, H, W], [B, I - 1, 4]
   scale_input = images.astype(np.float32) / 255.0
   columns, titles = [scale_input], ["image"]
@@ -127,7 +135,7 @@ def vapnet_panels(outputs: dict, images: np.ndarray, views: np.ndarray, boxes: n
   `[B, M, k]`), uint8 images `[B, H, W, 3]` -> (panels `[B, 1 + M, H, W, 3]`: the image with the M
   boxes, then each view framed in its box's colour; column titles; panel titles with each view's
   cos(A_L, A_G))."""
-  _check_outputs(outputs, ("attributes_local", "attributes_global"), images, "vapnet_panels")
+  images = _check_outputs(outputs, ("attributes_local", "attributes_global"), images, "vapnet_panels")
   local, global_ = outputs["attributes_local"], outputs["attributes_global"]  # [B, M, k]
   agreement = np.sum(local * global_, -1) / np.maximum(
       np.linalg.norm(local, axis=-1) * np.linalg.norm(global_, axis=-1), 1e-12)  # [B, M]

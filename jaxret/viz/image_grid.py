@@ -18,12 +18,15 @@ def grid_pixels(rows: int, columns: int) -> tuple[int, int]:
   return round(columns * PANEL_INCHES * DPI), round(rows * PANEL_INCHES * DPI)
 
 
-def check_images(images: np.ndarray, shape: tuple[int, int], what: str) -> np.ndarray:
-  """`images` as uint8 `[B, H, W, 3]` with (H, W) = `shape`; a ValueError naming `what` otherwise."""
+def check_images(images: np.ndarray, shape: tuple[int, int] | None, what: str) -> np.ndarray:
+  """`images` as uint8 `[B, H, W, 3]`, B >= 1, with (H, W) = `shape` (any size for None); a ValueError
+  naming `what` otherwise."""
   images = np.asarray(images)
-  if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (*shape, 3) or not len(images):
+  if (images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or not len(images)
+      or (shape is not None and images.shape[1:3] != tuple(shape))):
+    size = "H, W" if shape is None else f"{shape[0]}, {shape[1]}"
     raise ValueError(f"{what}: images of dtype {images.dtype} and shape {images.shape}; expected uint8 "
-                     f"[B, {shape[0]}, {shape[1]}, 3], B >= 1 (the run's input size: resize them with "
+                     f"[B, {size}, 3], B >= 1 (the run's input size: resize them with "
                      "jaxret.data.pipeline.eval_transform(config))")
   return images
 

@@ -2,8 +2,8 @@
 PNG on a tiny untrained model (A3M and DeML at 64 px, where res5 is 2 x 2; VAPNet at 32 px), and the
 errors for another method's run, images of the wrong size, configs with nothing to show.
 
-Each model is initialised once per module and its forward pass compiled once (`model_outputs`); the
-`write_*` calls reuse that program.
+Each model gets random parameters once per module (`random_init`) and its forward pass is compiled
+once (`model_outputs`); the `write_*` calls reuse that program.
 """
 import jax
 import jax.numpy as jnp
@@ -20,6 +20,7 @@ from jaxret.methods import a3m, deml, vapnet
 from jaxret.ops import crop_zoom
 from jaxret.ops.local_views import crop_and_resize
 from jaxret.viz import attention, image_grid
+from tests.viz.conftest import random_init
 
 
 def _images(size: int, count: int = 3) -> np.ndarray:
@@ -51,9 +52,7 @@ def _init(method, config, size: int):
 def _run(method, config, images, **extra):
   """(config, params, method_state, eval outputs on `images`): the outputs through `model_outputs`, whose
   compiled program the `write_*` calls of the tests then reuse."""
-  size = config.image_size
-  params, state = jax.jit(lambda: method.init_state(jax.random.key(0, impl="rbg"), config,
-                                                    {"image": jnp.zeros((1, size, size, 3))}))()
+  params, state = random_init(method, config, config.image_size)
   return config, params, state, attention.model_outputs(params, state, config, images, **extra)
 
 
@@ -174,6 +173,8 @@ def test_another_methods_run_is_refused(a3m_run, deml_run, tmp_path):
     attention.write_vapnet_views(*a3m_args, _images(64), path, jax.random.key(0))
   with pytest.raises(ValueError, match=r"outputs have no \['boxes'\]"):
     attention.deml_panels(a3m_run[3], _images(64))
+  with pytest.raises(ValueError, match="params do not fit the model of config.method='a3m'"):
+    attention.model_outputs(deml_run[1], deml_run[2], a3m_run[0], _images(64))
 
 
 def test_images_of_the_wrong_size_or_type_are_refused(a3m_run):

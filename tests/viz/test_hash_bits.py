@@ -1,8 +1,6 @@
 """A2-Net per-bit galleries: the selection and order of each row against hand-made codes, then the
-codes of a tiny untrained A2-Net (its forward pass compiled once, by the evaluators' Embedder), its
+codes of a tiny A2-Net with random parameters (its forward pass compiled once, by the evaluators' Embedder), its
 PNG, and the errors for another method's run, a bit out of range, codes that do not match the images."""
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
@@ -11,6 +9,7 @@ from configs import a2net as a2net_config
 from jaxret.data import synthetic
 from jaxret.methods import a2net
 from jaxret.viz import hash_bits, image_grid
+from tests.viz.conftest import random_init
 
 BITS = 6
 
@@ -28,8 +27,7 @@ def a2net_run():
   config.num_train_examples = len(gallery)
   config.eval.batch_size = 8  # two batches, the last one padded
   config.lock()
-  params, state = jax.jit(lambda: a2net.init_state(jax.random.key(0, impl="rbg"), config,
-                                                   {"image": jnp.zeros((1, 32, 32, 3))}))()
+  params, state = random_init(a2net, config, 32)
   return config, params, state, gallery, hash_bits.gallery_codes(params, state, config, gallery)
 
 
