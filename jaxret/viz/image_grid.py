@@ -80,7 +80,7 @@ def write_grid(path: str, panels: np.ndarray, *, column_titles=None, row_titles=
       ax.set_xticks([])
       ax.set_yticks([])
       if np.isnan(panels[r, c]).any():
-        ax.set_axis_off()
+        ax.set_frame_on(False)  # an empty cell; its row title stays
       else:
         ax.imshow(np.clip(panels[r, c], 0.0, 1.0), interpolation="nearest")
       title = panel_titles[r][c] if panel_titles is not None else None
