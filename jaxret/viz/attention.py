@@ -117,6 +117,9 @@ def deml_panels(outputs: dict, images: np.ndarray):
   image, then per scale i < I its input overlaid with its attention and crop box, and the crop (scale
   i + 1's input); column titles; None)."""
   images = _check_outputs(outputs, ("attention", "boxes"), images, "deml_panels")
+  if outputs["attention"].shape[2:] != images.shape[1:3]:
+    raise ValueError(f"deml_panels: attention maps of size {outputs['attention'].shape[2:]} for images of size "
+                     f"{images.shape[1:3]}; expected the images the model saw")
   attention, boxes = stretch(outputs["attention"]), outputs["boxes"]  # [B, I - 1, H, W], [B, I - 1, 4]
   scale_input = images.astype(np.float32) / 255.0
   columns, titles = [scale_input], ["image"]
@@ -136,6 +139,10 @@ def vapnet_panels(outputs: dict, images: np.ndarray, views: np.ndarray, boxes: n
   boxes, then each view framed in its box's colour; column titles; panel titles with each view's
   cos(A_L, A_G))."""
   images = _check_outputs(outputs, ("attributes_local", "attributes_global"), images, "vapnet_panels")
+  if np.shape(views)[:2] != outputs["attributes_local"].shape[:2] or np.shape(views)[2:4] != images.shape[1:3]:
+    raise ValueError(f"vapnet_panels: views of shape {np.shape(views)} for outputs of M = "
+                     f"{outputs['attributes_local'].shape[1]} views of images {images.shape}; expected the views "
+                     "the model saw, [B, M, H, W, 3]")
   local, global_ = outputs["attributes_local"], outputs["attributes_global"]  # [B, M, k]
   agreement = np.sum(local * global_, -1) / np.maximum(
       np.linalg.norm(local, axis=-1) * np.linalg.norm(global_, axis=-1), 1e-12)  # [B, M]

@@ -185,6 +185,8 @@ def test_images_of_the_wrong_size_or_type_are_refused(a3m_run):
     attention.model_outputs(params, state, config, _images(64).astype(np.float32))
   with pytest.raises(ValueError, match="outputs of 3 images for 2 images"):
     attention.a3m_panels(outputs, _images(64, count=2))
+  with pytest.raises(ValueError, match=r"attention maps of size \(64, 64\) for images of size \(32, 32\)"):
+    attention.deml_panels({"attention": np.zeros((3, 1, 64, 64)), "boxes": np.zeros((3, 1, 4))}, _images(32))
 
 
 def test_configs_without_attention_to_show_are_refused(deml_run):
