@@ -22,7 +22,6 @@ setuptools.setup(
         "ml-dtypes>=0.4",
         "pillow>=10",
         "tqdm>=4.66",
-        "matplotlib>=3.8",  # jaxret.viz figures
         "tensorboardX>=2.6",
         "absl-py>=2.1",
         "scikit-learn>=1.4",

@@ -141,9 +141,9 @@ def run_torch(args) -> dict:
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
       loss = loss_fn(batch)
     loss.backward()
-    optim.step()
-    if hasattr(model, "after_step"):
+    if hasattr(model, "after_step"):  # before the update, as jaxret's EMA sees the step's parameters
       model.after_step()
+    optim.step()
     if gpu:
       torch.cuda.synchronize()
     else:
