@@ -14,6 +14,8 @@ same random batch. Each is warmed up (`--warmup` steps), then `--steps` steps ar
 one; images/second is batch / median step time. Prints one JSON line per case:
   {"case", "device", "jaxret_img_s", "torch_img_s", "ratio" (jaxret / torch), "peak_mem_mb", ...}
 peak_mem_mb is jaxret's: peak device memory on GPU, peak process RSS on CPU (torch's beside it).
+jaxret_tflop_s counts XLA's cost analysis of the compiled step (forward, backward, update); mfu
+divides it by the device's dense bfloat16 peak (`PEAK_BF16_TFLOPS`, GPUs only).
 On CPU the jaxret side turns XNNPACK on (`distributed.cpu_xla_flags`, what `launch.train` does);
 `--xla_flags` adds flags for experiments.
 """
@@ -35,6 +37,9 @@ METHODS = ("baseline", "a3m", "midattr", "a2net", "vapnet", "deml")
 CASES = {"r18_64_b32": ("resnet18", 64, 32), "r50_224_b8": ("resnet50", 224, 8)}
 NUM_CLASSES = 100
 NUM_TRAIN_EXAMPLES = 3000
+# Dense bfloat16 peak TFLOP/s by device kind (vendor data sheets), for model FLOPs utilisation.
+PEAK_BF16_TFLOPS = {"NVIDIA H100 80GB HBM3": 989.0, "NVIDIA H200": 989.0, "NVIDIA A100-SXM4-80GB": 312.0,
+                    "NVIDIA A100-SXM4-40GB": 312.0}
 
 
 def method_config(args):
@@ -115,9 +120,11 @@ def run_jaxret(args) -> dict:
   times = step_times(step, args.warmup, args.steps)
   device = jax.devices()[0]
   stats = device.memory_stats() if device.platform == "gpu" else None
+  peak_tflops = PEAK_BF16_TFLOPS.get(device.device_kind)
   peak = stats["peak_bytes_in_use"] / 2**20 if stats else peak_rss_mb()
   return {"img_s": config.batch_size / statistics.median(times), "step_s": times, "compile_s": compile_s,
           "step_flops": flops, "peak_mem_mb": peak, "device": f"{device.platform}:{device.device_kind}",
+          "peak_bf16_tflops": peak_tflops,
           "version": f"jax {jax.__version__}", "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
@@ -187,11 +194,13 @@ def run_case(args, method: str, case: str | None) -> dict:
       raise RuntimeError(f"{method} {case} {side} side failed:\n{out.stderr[-4000:]}")
     sides[side] = json.loads(out.stdout.strip().splitlines()[-1])
   jx, th = sides["jaxret"], sides["torch"]
+  tflop_s = jx["step_flops"] * jx["img_s"] / batch / 1e12
   return {"case": f"{method}/{case or f'{backbone}_{image_size}_b{batch}'}", "device": jx["device"],
           "jaxret_img_s": round(jx["img_s"], 2), "torch_img_s": round(th["img_s"], 2),
           "ratio": round(jx["img_s"] / th["img_s"], 3), "peak_mem_mb": round(jx["peak_mem_mb"]),
           "torch_peak_mem_mb": round(th["peak_mem_mb"]), "dtype": args.dtype,
-          "jaxret_tflop_s": round(jx["step_flops"] * jx["img_s"] / batch / 1e12, 4),
+          "jaxret_tflop_s": round(tflop_s, 4),
+          "mfu": round(tflop_s / jx["peak_bf16_tflops"], 3) if jx["peak_bf16_tflops"] else None,
           "compile_s": round(jx["compile_s"], 1), "versions": [jx["version"], th["version"]],
           "torch_threads": th["threads"], "xla_flags": jx["xla_flags"]}
 

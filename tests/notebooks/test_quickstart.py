@@ -38,8 +38,8 @@ def test_quickstart_runs_end_to_end(tmp_path, monkeypatch):
   with open(os.path.join(runs[0], "metrics.jsonl")) as f:
     test_lines = [line for line in map(json.loads, f) if line["split"] == "test"]
   assert len(test_lines) == 1 and 0.0 <= test_lines[0]["recall@1"] <= 1.0
-  assert os.path.getsize(os.path.join(runs[0], "a3m_attention.png")) > 10_000
+  for figure in ("a3m_attention.png", "retrieval.png"):
+    assert os.path.getsize(os.path.join(runs[0], figure)) > 10_000
   shown = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
-  assert len(shown) == 2  # the classes and the attention maps
-  assert any("RETRIEVAL GRID GOES HERE" in c.source for c in notebook.cells if c.cell_type == "markdown")
+  assert len(shown) == 3  # the classes, the attention maps, the retrieval grid
   assert _repo_files() == before
