@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 from flax.typing import Dtype
 
-from jaxret.backbones import small_map_conv
+from jaxret.backbones import matmul_conv
 
 # torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu") on every conv.
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -36,7 +36,7 @@ def _conv(features: int, kernel: int, stride: int, dtype: Dtype, name: str) -> n
   p = kernel // 2
   return nn.Conv(features, (kernel, kernel), strides=stride, padding=((p, p), (p, p)), use_bias=False,
                  dtype=dtype, param_dtype=jnp.float32, kernel_init=_conv_init, name=name,
-                 conv_general_dilated=small_map_conv.conv_general_dilated)
+                 conv_general_dilated=matmul_conv.conv_general_dilated)
 
 
 def _norm(train: bool, dtype: Dtype, name: str) -> nn.BatchNorm:

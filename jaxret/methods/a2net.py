@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxret.backbones import get_backbone, small_map_conv
+from jaxret.backbones import get_backbone, matmul_conv
 from jaxret.losses import hashing
 from jaxret.ops import asymmetric_codes
 
@@ -109,7 +109,7 @@ class TransformNet(nn.Module):
     y = nn.relu(y.reshape(-1, *y.shape[-3:]))  # the C maps of every image as one batch
     for i in range(self.depth - 1):  # layers, not parts: a fixed stack
       y = nn.relu(nn.Conv(self.features, (3, 3), dtype=self.dtype, name=f"conv{i + 1}",
-                          conv_general_dilated=small_map_conv.conv_general_dilated)(y))
+                          conv_general_dilated=matmul_conv.conv_general_dilated)(y))
     return y.reshape(*batch_shape, *y.shape[-3:])
 
 

@@ -36,9 +36,16 @@ def _assert_same_run(workdir_a, workdir_b, step):
     np.testing.assert_array_equal(x, y)
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
-  uninterrupted, killed = str(tmp_path / "uninterrupted"), str(tmp_path / "killed")
-  loop.train(tiny_config(**LONG), uninterrupted)
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, compilation_cache):  # pylint: disable=unused-argument
+  """The workdir of the run both tests compare with, trained once in this process."""
+  workdir = str(tmp_path_factory.mktemp("uninterrupted"))
+  loop.train(tiny_config(**LONG), workdir)
+  return workdir
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, uninterrupted):
+  killed = str(tmp_path / "killed")
 
   process = launch(killed, **LONG)
   saved = _wait_for_checkpoint(killed, process)
@@ -54,9 +61,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
   _assert_same_run(uninterrupted, killed, LONG["total_steps"])
 
 
-def test_sigterm_saves_and_stops_then_resume_finishes_the_same_run(tmp_path):
-  reference, stopped = str(tmp_path / "reference"), str(tmp_path / "stopped")
-  loop.train(tiny_config(**LONG), reference)
+def test_sigterm_saves_and_stops_then_resume_finishes_the_same_run(tmp_path, uninterrupted):
+  stopped = str(tmp_path / "stopped")
 
   process = launch(stopped, **LONG)
   _wait_for_checkpoint(stopped, process)
@@ -69,4 +75,4 @@ def test_sigterm_saves_and_stops_then_resume_finishes_the_same_run(tmp_path):
   assert os.path.exists(os.path.join(stopped, "checkpoints", str(stop_step), "commit_success.txt"))
 
   loop.train(tiny_config(**LONG), stopped)
-  _assert_same_run(reference, stopped, LONG["total_steps"])
+  _assert_same_run(uninterrupted, stopped, LONG["total_steps"])
