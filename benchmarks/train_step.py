@@ -16,8 +16,8 @@ one; images/second is batch / median step time. Prints one JSON line per case:
 peak_mem_mb is jaxret's: peak device memory on GPU, peak process RSS on CPU (torch's beside it).
 jaxret_tflop_s counts XLA's cost analysis of the compiled step (forward, backward, update); mfu
 divides it by the device's dense bfloat16 peak (`PEAK_BF16_TFLOPS`, GPUs only).
-On CPU the jaxret side turns XNNPACK on (`distributed.cpu_xla_flags`, what `launch.train` does);
-`--xla_flags` adds flags for experiments.
+On CPU the jaxret side sets jaxret's XLA flags (`distributed.cpu_xla_flags`, what `launch.train`
+does; `--xla_defaults` leaves XLA's own); `--xla_flags` adds or overrides flags for experiments.
 """
 from __future__ import annotations
 
@@ -92,7 +92,8 @@ def run_jaxret(args) -> dict:
   sys.path.insert(0, REPO)
   from jaxret.train import distributed  # pylint: disable=import-outside-toplevel
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + args.xla_flags).strip()
-  distributed.cpu_xla_flags()  # XNNPACK on, unless the flags above say otherwise
+  if not args.xla_defaults:
+    distributed.cpu_xla_flags()  # jaxret's defaults, unless the flags above set them
   import jax  # pylint: disable=import-outside-toplevel
   from jaxret import methods  # pylint: disable=import-outside-toplevel
   from jaxret.train import mesh as mesh_lib, optimizer  # pylint: disable=import-outside-toplevel
@@ -184,6 +185,8 @@ def run_case(args, method: str, case: str | None) -> dict:
             "--dtype", args.dtype, "--warmup", str(args.warmup), "--steps", str(args.steps)]
   if args.xla_flags:
     common += ["--xla_flags", args.xla_flags]
+  if args.xla_defaults:
+    common.append("--xla_defaults")
   if args.no_torch_compile:
     common.append("--no_torch_compile")
   sides = {}
@@ -217,6 +220,7 @@ def main():
   parser.add_argument("--warmup", type=int, default=1)
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--xla_flags", default="", help="extra XLA_FLAGS for the jaxret side")
+  parser.add_argument("--xla_defaults", action="store_true", help="XLA's own CPU defaults, not jaxret's flags")
   parser.add_argument("--no_torch_compile", action="store_true", help="eager PyTorch on GPU")
   parser.add_argument("--side", choices=("jaxret", "torch"), help=argparse.SUPPRESS)
   args = parser.parse_args()

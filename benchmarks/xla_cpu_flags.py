@@ -5,7 +5,8 @@
 
 Each flag set runs `benchmarks/train_step.py`'s two sides for the baseline (the PyTorch side
 again each time, so every ratio pairs measurements taken minutes apart, not an hour). The first
-set, XNNPACK off, is XLA's default; jaxret turns XNNPACK on unless XLA_FLAGS says otherwise.
+set (None) is XLA's own defaults; the others are added to jaxret's defaults
+(`distributed.cpu_xla_flags`, the second set), a flag given here replacing jaxret's.
 A flag set this jaxlib rejects prints its error instead of a line.
 """
 import argparse
@@ -16,13 +17,19 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_step  # pylint: disable=wrong-import-position
 
+YNN = "--xla_cpu_experimental_ynn_fusion_type"
 FLAG_SETS = (
+    None,
+    "",
     "--xla_cpu_use_xnnpack=false",
-    "--xla_cpu_use_xnnpack=true",
-    "--xla_cpu_use_xnnpack=true --xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY",
-    "--xla_cpu_use_xnnpack=true --xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY_SLINKY",
-    "--xla_cpu_use_xnnpack=true --xla_cpu_enable_fast_math=true",
-    "--xla_cpu_use_xnnpack=true --xla_cpu_use_onednn=true",
+    f"{YNN}=dot",
+    f"{YNN}=reduce",
+    f"{YNN}=individual_dot,reduce",
+    f"{YNN}=dot,eltwise,reduce",
+    "--xla_cpu_experimental_xnn_graph_fusion_mode=XNN_GRAPH_FUSION_MODE_GREEDY",
+    "--xla_cpu_prefer_vector_width=512",
+    "--xla_cpu_enable_fast_math=true",
+    "--xla_cpu_use_onednn=true",
 )
 
 
@@ -33,7 +40,8 @@ def main():
   args = parser.parse_args()
   for case in args.cases.split(","):
     for flags in FLAG_SETS:
-      run = argparse.Namespace(xla_flags=flags, dtype="float32", warmup=2, steps=args.steps, no_torch_compile=False)
+      run = argparse.Namespace(xla_flags=flags or "", xla_defaults=flags is None, dtype="float32", warmup=2,
+                               steps=args.steps, no_torch_compile=False)
       try:
         print(json.dumps(train_step.run_case(run, "baseline", case)), flush=True)
       except RuntimeError as e:

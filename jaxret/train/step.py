@@ -12,7 +12,10 @@ from jaxret.train.state import TrainState
 
 
 def _all_finite(tree) -> jax.Array:
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+  """Whether every element of `tree` is finite: one reduction over the concatenated leaves. (One
+  reduction per leaf is one more kernel per parameter for XLA:CPU to compile: 39 of the 49 s
+  that compiling the ResNet-50 step took; the concatenation costs ~1% of its step time.)"""
+  return jnp.all(jnp.isfinite(jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(tree)])))
 
 
 def train_step(state: TrainState, batch: dict, *, method, config: ml_collections.ConfigDict,
