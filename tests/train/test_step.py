@@ -12,7 +12,7 @@ from jaxret.train.state import TrainState
 
 
 def sqrt_method():
-  """loss = sum(w) + sqrt(v): finite at v = 0, but d loss / d v = +inf there."""
+  """loss = w . x + sqrt(v): finite at v = 0, but d loss / d v = +inf there."""
   def loss_fn(params, method_state, batch, rng, config):
     del rng, config
     loss = jnp.sum(params["w"] * batch["x"]) + jnp.sqrt(params["nested"]["v"])
