@@ -9,6 +9,8 @@ log = logging.getLogger(__name__)
 
 # Environment variables by which jax.distributed.initialize() detects a cluster by itself.
 _CLUSTER_ENV = ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES")
+# jaxlib versions on which `--xla_cpu_experimental_ynn_fusion_type` was measured (BENCHMARKS.md).
+_YNN_FLAG_JAXLIBS = ("0.10.2",)
 
 
 def cpu_xla_flags(environ=os.environ) -> None:
@@ -16,14 +18,15 @@ def cpu_xla_flags(environ=os.environ) -> None:
   unless the user set it. Call before JAX initialises its backends.
 
   - `--xla_cpu_use_xnnpack=true`: XNNPACK for convolutions.
-  - `--xla_cpu_experimental_ynn_fusion_type=dot,reduce` (jaxlib 0.10 only: XLA aborts on a flag
-    its version does not know): YNNPACK only for matrix products and reductions. With jaxlib
-    0.10.2's default, YNNPACK also takes the convolutions and runs them at about half XNNPACK's
-    speed: ResNet-50 224 px batch 8 trains 1.4x faster with the flag, ResNet-18 64 px 1.2x.
+  - `--xla_cpu_experimental_ynn_fusion_type=dot,reduce` (only with the jaxlib it was measured on,
+    `_YNN_FLAG_JAXLIBS`: XLA aborts on a flag its version does not know): YNNPACK only for matrix
+    products and reductions. With jaxlib 0.10.2's default, YNNPACK also takes the convolutions
+    and runs them at about half XNNPACK's speed: ResNet-50 224 px batch 8 trains 1.4x faster
+    with the flag, ResNet-18 64 px 1.2x.
   """
   flags = environ.get("XLA_FLAGS", "")
   wanted = [("--xla_cpu_use_xnnpack", "true")]
-  if importlib.metadata.version("jaxlib").startswith("0.10."):
+  if importlib.metadata.version("jaxlib") in _YNN_FLAG_JAXLIBS:
     wanted.append(("--xla_cpu_experimental_ynn_fusion_type", "dot,reduce"))
   for name, value in wanted:
     if name not in flags:
