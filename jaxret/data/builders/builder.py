@@ -12,9 +12,10 @@ Stored features of every dataset (besides the builder's `EXTRA_FEATURES`):
 - `filename`: the image's path relative to the dataset folder (or `file#index` for images
   stored in one file).
 """
-from collections.abc import Sequence
+import abc
 import dataclasses
 import pathlib
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -57,7 +58,7 @@ class Layout:
   metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-class Builder:
+class Builder(abc.ABC):
   """Base class of jaxret's dataset builders (one subclass per dataset).
 
   Class attributes:
@@ -82,12 +83,12 @@ class Builder:
         **self.EXTRA_FEATURES,
     })
 
+  @abc.abstractmethod
   def read(self, manual_dir: pathlib.Path, problems: Problems) -> Layout:
     """Parses the annotation files under `manual_dir` and lists every split's examples.
 
     Bad annotation lines go to `problems`; a missing file or folder raises FileNotFoundError.
     """
-    raise NotImplementedError
 
   def finish(self, fields: dict[str, Any], height: int, width: int) -> dict[str, Any]:
     """Fields that depend on the decoded image's size (a crop box, ...); default: unchanged.

@@ -9,6 +9,7 @@ every attribute of identities -1 and 0 (not annotated), and of every identity wh
 file is absent (a warning says so; plain re-ID does not need it). Files not ending in `.jpg` (such as the
 `Thumbs.db` shipped in Market-1501's folders) are not images and are ignored.
 """
+import abc
 import logging
 import pathlib
 import re
@@ -47,9 +48,9 @@ class ReidBuilder(Builder):
   ATTRIBUTE_NAMES: ClassVar[tuple[str, ...]]
   ATTRIBUTE_SIZES: ClassVar[tuple[int, ...]]
 
+  @abc.abstractmethod
   def fields_from_name(self, match: re.Match) -> dict[str, Any]:
     """Stored fields parsed from a file name (identity, camera and dataset-specific ones)."""
-    raise NotImplementedError
 
   def _attribute_path(self, manual_dir: pathlib.Path, root: pathlib.Path) -> pathlib.Path | None:
     candidates = [manual_dir / self.attribute_file, root / self.attribute_file]
