@@ -208,7 +208,8 @@ def run_case(args, method: str, case: str | None) -> dict:
           "torch_threads": th["threads"], "xla_flags": jx["xla_flags"]}
 
 
-def main():
+def make_parser() -> argparse.ArgumentParser:
+  """The command line; `xla_cpu_flags.py` parses its runs with it too."""
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--all", action="store_true", help="every method x every standard case")
   parser.add_argument("--method", default="baseline", choices=METHODS)
@@ -223,7 +224,11 @@ def main():
   parser.add_argument("--xla_defaults", action="store_true", help="XLA's own CPU defaults, not jaxret's flags")
   parser.add_argument("--no_torch_compile", action="store_true", help="eager PyTorch on GPU")
   parser.add_argument("--side", choices=("jaxret", "torch"), help=argparse.SUPPRESS)
-  args = parser.parse_args()
+  return parser
+
+
+def main():
+  args = make_parser().parse_args()
   if args.side:
     print(json.dumps((run_jaxret if args.side == "jaxret" else run_torch)(args)))
     return

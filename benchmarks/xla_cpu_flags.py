@@ -40,8 +40,9 @@ def main():
   args = parser.parse_args()
   for case in args.cases.split(","):
     for flags in FLAG_SETS:
-      run = argparse.Namespace(xla_flags=flags or "", xla_defaults=flags is None, dtype="float32", warmup=2,
-                               steps=args.steps, no_torch_compile=False)
+      run = train_step.make_parser().parse_args(
+          ["--warmup", "2", "--steps", str(args.steps)]
+          + (["--xla_defaults"] if flags is None else ["--xla_flags=" + flags]))
       try:
         print(json.dumps(train_step.run_case(run, "baseline", case)), flush=True)
       except RuntimeError as e:
