@@ -42,6 +42,7 @@ def test_prepare_and_load_work_where_tensorflow_cannot_be_imported(tmp_path, jpe
   write_vegfru(tmp_path / "raw", jpeg)
   script = textwrap.dedent(f"""
       import importlib.machinery
+      import importlib.util
       import sys
 
       class WithoutTensorFlow:  # the path finder, as if TensorFlow were not installed
