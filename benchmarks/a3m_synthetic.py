@@ -7,7 +7,8 @@
 Each method trains in its own `python -m launch.train` process (ResNet-18 at width 0.25, 64 px,
 batch 32, the settings of configs/baseline.py and configs/a3m.py:dataset=synthetic) and is scored
 on the 100 held-out classes (the checkpoint chosen on the validation classes). Prints one JSON
-line per method: test Recall@1/2/4/8, NMI, attribute accuracy (A3M variants only) and wall time.
+line per method: test Recall@1/2/4/8, NMI, attribute accuracy (A3M variants only), the validation
+Recall@1 of the chosen checkpoint (what model selection saw) and wall time.
 `--set KEY=VALUE` passes `--config.KEY=VALUE` to every run, `--set_a3m KEY=VALUE` to the A3M
 runs only (Baseline-2, Att-1, Att-2, A3M). Without them each method runs its config's defaults:
 learning rate 0.05 for Baseline-1, 0.025 for the A3M variants (configs/a3m.py says why).
@@ -42,9 +43,11 @@ def run(name: str, steps: int | None, seed: int, workdir: str, settings: list[st
   if result.returncode:
     raise RuntimeError(f"{name} failed ({' '.join(args)}):\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
   test = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")][-1]
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    val = [line for line in map(json.loads, f) if line["split"] == "val" and line["step"] == test["checkpoint_step"]]
   keys = ("recall@1", "recall@2", "recall@4", "recall@8", "nmi", "attribute_accuracy", "checkpoint_step")
-  return {"method": name, "seed": seed, **{k: test.get(k) for k in keys}, "wall_s": round(wall, 1),
-          "settings": settings}
+  return {"method": name, "seed": seed, **{k: test.get(k) for k in keys}, "val_recall@1": val[-1]["recall@1"],
+          "wall_s": round(wall, 1), "settings": settings}
 
 
 def main():

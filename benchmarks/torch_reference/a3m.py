@@ -4,7 +4,9 @@ category-guided attention, `L_add + alpha L_category + beta mean_k L^(k)` (Eq. 1
 Same parameters and names as jaxret: `category_conv` (1x1, bias), optional `category_norm`,
 `attribute_branches` (one `[K, C, d]` kernel; linear: projection of the pooled map),
 `category_classifier`, optional `embedding`, `classifier`, `attribute_classifiers` (one padded
-`[K, d, max_values]` kernel), and the optional attention BatchNorms (`attention_norm = "batchnorm"`).
+`[K, d, max_values]` kernel), the BatchNorms of `branch = "batchnorm_relu"` (after the convs and
+after pooling) and of `attention_norm = "batchnorm"`; `attention_norm = "scale"` divides the scores
+by sqrt(d).
 """
 import math
 
@@ -31,6 +33,12 @@ def num_attributes(config: ml_collections.ConfigDict) -> int:
   return len(config.attribute_sizes)
 
 
+def mean_attribute_loss(attribute_losses: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+  """Eq. 11's mean over the attributes some example of the batch knows: [K], labels [B, K] -> scalar."""
+  known = (labels >= 0).any(dim=0)
+  return (attribute_losses * known).sum() / known.sum().clamp(min=1)
+
+
 def attribute_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
   """Eq. 4 per attribute over the examples that know it: logits [B, K, V], labels [B, K] (-1
   unknown) -> [K] (0 where no example knows attribute k)."""
@@ -47,6 +55,7 @@ class AttributeBranches(nn.Module):
     self.kernel = nn.Parameter(lecun_normal_(torch.empty(num_attributes, channels, features), channels))
     self.bias = nn.Parameter(torch.zeros(num_attributes, features))
     self.norm = nn.BatchNorm2d(num_attributes * features) if batchnorm_relu else None
+    self.pool_norm = nn.BatchNorm1d(num_attributes * features) if batchnorm_relu else None
 
   def forward(self, x: torch.Tensor) -> torch.Tensor:
     if self.norm is None:  # conv and pooling are linear: project the pooled map
@@ -55,7 +64,7 @@ class AttributeBranches(nn.Module):
     k, d = self.bias.shape
     y = torch.einsum("bchw,kcd->bkdhw", x, self.kernel) + self.bias[:, :, None, None]
     y = F.relu(self.norm(y.reshape(b, k * d, h, w)))
-    return y.mean(dim=(2, 3)).reshape(b, k, d)
+    return F.relu(self.pool_norm(y.mean(dim=(2, 3)))).reshape(b, k, d)
 
 
 class AttributeClassifiers(nn.Module):
@@ -87,6 +96,7 @@ class Model(nn.Module):
     self.category_conv = nn.Conv2d(c5, d, 1)
     if self.branch == "batchnorm_relu":
       self.category_norm = nn.BatchNorm2d(d)
+      self.category_pool_norm = nn.BatchNorm1d(d)
     self.category_classifier = nn.Linear(d, config.num_classes)
     self.attribute_branches = AttributeBranches(k, c5, d, self.branch == "batchnorm_relu")
     if self.attention_norm == "batchnorm":
@@ -108,19 +118,24 @@ class Model(nn.Module):
       v = F.relu(self.category_norm(v))
     v = v.flatten(2).transpose(1, 2)  # V [B, L, d]
     v_cat = v.mean(dim=1)
+    if self.branch == "batchnorm_relu":
+      v_cat = F.relu(self.category_pool_norm(v_cat))
     a = self.attribute_branches(res5)  # A [B, K, d]
+    scores, attribute_scores = torch.einsum("bld,bkd->bkl", v, a), torch.einsum("bkd,bd->bk", a, v_cat)
+    if self.attention_norm == "scale":
+      scores, attribute_scores = scores / math.sqrt(v.shape[2]), attribute_scores / math.sqrt(v.shape[2])
     if self.variant in ("baseline2", "att2"):
       m_region = torch.ones(b, v.shape[1], device=v.device)
     elif self.attention_norm == "batchnorm":
-      m_region = torch.sigmoid(self.region_attention_norm(torch.einsum("bld,bkd->bkl", v, a).mean(dim=1)))
+      m_region = torch.sigmoid(self.region_attention_norm(scores.mean(dim=1)))
     else:
-      m_region = torch.sigmoid(torch.einsum("bld,bkd->bkl", v, a)).amax(dim=1)  # Eq. 5, max over k
+      m_region = torch.sigmoid(scores).amax(dim=1)  # Eq. 5, max over k
     if self.variant in ("baseline2", "att1"):
       s_attr = torch.ones(b, a.shape[1], device=a.device)
     elif self.attention_norm == "batchnorm":
-      s_attr = torch.sigmoid(self.attribute_attention_norm(torch.einsum("bkd,bd->bk", a, v_cat)))
+      s_attr = torch.sigmoid(self.attribute_attention_norm(attribute_scores))
     else:
-      s_attr = torch.sigmoid(torch.einsum("bkd,bd->bk", a, v_cat))  # Eq. 7
+      s_attr = torch.sigmoid(attribute_scores)  # Eq. 7
     f_region = torch.einsum("bld,bl->bd", v, m_region) / v.shape[1]  # Eq. 6
     f_attr = torch.einsum("bkd,bk->bd", a, s_attr) / a.shape[1]  # Eq. 8
     embedding = f_region + f_attr
@@ -139,7 +154,8 @@ class Model(nn.Module):
     labels = batch["label"]
     loss = F.cross_entropy(outputs["logits"], labels) + self.alpha * F.cross_entropy(outputs["category_logits"], labels)
     if self.use_attribute_labels:
-      loss = loss + self.beta * attribute_cross_entropy(outputs["attribute_logits"], batch["attributes"]).mean()
+      attribute_losses = attribute_cross_entropy(outputs["attribute_logits"], batch["attributes"])
+      loss = loss + self.beta * mean_attribute_loss(attribute_losses, batch["attributes"])
     return loss
 
   def after_step(self) -> None:

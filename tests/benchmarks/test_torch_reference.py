@@ -1,6 +1,6 @@
 """benchmarks/torch_reference: each PyTorch method has jaxret's trainable parameters (count, shapes,
 names) and BatchNorm statistics, a finite training loss whose gradient reaches every parameter and
-which equals jaxret's loss_fn at the same parameters (A2-Net, VAPNet, DeML here), and ops and loss
+which equals jaxret's loss_fn at the same parameters (every method but the baseline), and ops and loss
 pieces that compute jaxret's numbers."""
 import importlib
 import os
@@ -40,13 +40,13 @@ NUM_TRAIN_EXAMPLES = 40
 SYNTHETIC_ATTRIBUTE_SIZES = tuple(len(values) for values in synthetic.ATTRIBUTE_VALUES)
 # test case -> (method, image size, config values on top of the tiny size). DeML runs at 64 px so
 # that its random walk has more than one node on res5 (and every DeML case walks on the same map
-# sizes: see test_ops_compute_jaxret_numbers); A3M's attention BatchNorms have one
-# feature per res5 region (4 at 64 px).
+# sizes: see test_ops_compute_jaxret_numbers); A3M runs at 64 px so that its attention chooses
+# among 4 res5 regions (its region BatchNorm has one feature per region).
 CASES = {
     "baseline": ("baseline", 32, {}),
-    "a3m": ("a3m", 32, {}),
+    "a3m": ("a3m", 64, {}),
     "a3m_batchnorm": ("a3m", 64, {"a3m.branch": "batchnorm_relu", "a3m.attention_norm": "batchnorm"}),
-    "midattr": ("midattr", 64, {}),
+    "midattr": ("midattr", 64, {"midattr.dropout": 0.0}),  # the frameworks draw other dropout masks
     "midattr_res4": ("midattr", 32, {"midattr.attribute_layer": "res4", "midattr.part_init": "random"}),
     "a2net": ("a2net", 64, {}),
     "a2net_vanilla": ("a2net", 32, {"a2net.variant": "vanilla", "a2net.similarity": "paper", "a2net.gamma": 0.0}),
@@ -143,10 +143,9 @@ def jaxret_method_state(model: nn.Module, method: str, batch_stats) -> dict:
   return state
 
 
-# The cases whose loss is also compared with jaxret's loss_fn at the same parameters: a jit compile
-# each (5-10 s), so only the methods with the most hand-written pieces (hashing loss and database;
-# views, RoIAlign and mean encoders; scales, random walk, crop-zoom and adversary).
-SAME_LOSS_CASES = ("a2net", "vapnet", "deml")
+# The cases whose loss is also compared with jaxret's loss_fn at the same parameters (a jit compile
+# each, 5-10 s).
+SAME_LOSS_CASES = ("a3m", "a3m_batchnorm", "midattr", "a2net", "vapnet", "deml")
 
 
 @pytest.mark.parametrize("case", list(CASES))

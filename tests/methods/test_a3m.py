@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from configs import a3m as a3m_config
+from jaxret.data import datasets, pipeline
 from jaxret.methods import a3m
+from jaxret.train import loop
 from tests.methods.conftest import train_tiny
 
 SIZES = (3, 2, 4)  # K = 3 attributes with 3, 2 and 4 values
@@ -180,6 +182,21 @@ def test_loss_is_eq_11_with_unknown_attributes_masked(model):
   np.testing.assert_allclose(metrics["loss_attribute"], np.mean(per_attribute), rtol=1e-5)
 
 
+def test_attribute_loss_averages_over_the_attributes_known_in_the_batch(model):
+  """Eq. 11's (1/K) sum_k L^(k) over the attributes some example knows: attribute 1 unknown to all
+  four examples leaves K' = 2 terms, not 3."""
+  config, params, state = model
+  attributes = [[0, -1, 3], [2, -1, 0], [1, -1, -1], [-1, -1, 2]]
+  out = _apply(config, params, state, train=True)
+  _, (metrics, _) = a3m.loss_fn(params, state, _batch(attributes), None, config)
+  per_attribute = np.asarray(a3m.attribute_cross_entropy(jnp.asarray(out["attribute_logits"]),
+                                                         jnp.asarray(attributes)))
+  assert per_attribute[1] == 0.0
+  np.testing.assert_allclose(metrics["loss_attribute"], (per_attribute[0] + per_attribute[2]) / 2, rtol=1e-5)
+  none_known = a3m.mean_attribute_loss(jnp.zeros(3), jnp.full((4, 3), -1))
+  assert float(none_known) == 0.0
+
+
 def test_without_attribute_labels_the_loss_ignores_attributes():
   config = _config(use_attribute_labels=False, num_latent_attributes=2)
   params, state = _init(config)
@@ -253,11 +270,72 @@ def test_training_on_synthetic_reports_recall_and_attribute_accuracy(tmp_path):
 
 
 def test_batchnorm_relu_branches():
-  config = _config(branch="batchnorm_relu", attention_norm="batchnorm")
+  config = _config(branch="batchnorm_relu")
   params, state = _init(config)
   k, d = len(SIZES), config.a3m.feature_dim
-  assert state["batch_stats"]["attribute_branches"]["norm"]["mean"].shape == (k * d,)
-  assert set(state["batch_stats"]) >= {"category_norm", "region_attention_norm", "attribute_attention_norm"}
+  branch_stats = state["batch_stats"]["attribute_branches"]
+  assert branch_stats["norm"]["mean"].shape == branch_stats["pool_norm"]["mean"].shape == (k * d,)
+  assert set(state["batch_stats"]) >= {"category_norm", "category_pool_norm"}
   out = _apply(config, params, state, train=True)
   assert out["attention"].shape == (4, 3, 2, 2) and out["attribute_logits"].shape == (4, 3, 4)
   assert np.all(np.asarray(out["attention"]) >= 0.5)  # ReLU features: every score V^T a_k >= 0
+
+
+def _numpy_batch_norm(x, axis=0, eps=1e-5):
+  """Train-mode BatchNorm at its initial scale 1 and bias 0: statistics over `axis`."""
+  return (x - x.mean(axis=axis)) / np.sqrt(x.var(axis=axis) + eps)
+
+
+@pytest.mark.parametrize("attention_norm,branch", [("none", "linear"), ("scale", "linear"),
+                                                   ("batchnorm", "batchnorm_relu")])
+def test_every_output_follows_from_the_captured_v_and_a(attention_norm, branch):
+  """Eqs. 5-10 in NumPy from the model's own V `[B, L, d]` and A `[B, K, d]`: the attentions, f_region,
+  f_attr, f_final, the embedding and every classifier's logits (train mode, batch statistics)."""
+  config = _config(attention_norm=attention_norm, branch=branch)
+  params, state = _init(config)
+  out, variables = a3m.make_model(config).apply({"params": params, **state}, _batch()["image"], train=True,
+                                                mutable=["batch_stats", "intermediates"])
+  v, a = (np.asarray(variables["intermediates"][name][0], np.float64) for name in ("V", "A"))
+  (b, regions, d), k = v.shape, a.shape[1]
+  v_cat = v.mean(axis=1)
+  if branch == "batchnorm_relu":  # the public code's BN + ReLU after pooling
+    v_cat = np.maximum(_numpy_batch_norm(v_cat), 0.0)
+  scores, attribute_scores = np.einsum("bld,bkd->bkl", v, a), np.einsum("bkd,bd->bk", a, v_cat)
+  if attention_norm == "scale":
+    scores, attribute_scores = scores / np.sqrt(d), attribute_scores / np.sqrt(d)
+  if attention_norm == "batchnorm":  # statistics of the K-mean scores, applied to each attribute's
+    pooled = scores.mean(axis=1)
+    scores = (scores - pooled.mean(axis=0)) / np.sqrt(pooled.var(axis=0) + 1e-5)
+    attribute_scores = _numpy_batch_norm(attribute_scores)
+  m = _sigmoid(scores)
+  m_region = _sigmoid(scores.mean(axis=1)) if attention_norm == "batchnorm" else m.max(axis=1)
+  s_attr = _sigmoid(attribute_scores)
+  f_final = np.einsum("bld,bl->bd", v, m_region) / regions + np.einsum("bkd,bk->bd", a, s_attr) / k
+  dense = lambda x, name: x @ np.asarray(params[name]["kernel"]) + np.asarray(params[name]["bias"])
+  embedding = dense(f_final, "embedding")
+  attribute_logits = (np.einsum("bkd,kdv->bkv", a, np.asarray(params["attribute_classifiers"]["kernel"]))
+                      + np.asarray(params["attribute_classifiers"]["bias"]))
+  want = {"attention": m.reshape(b, k, 2, 2), "region_attention": m_region.reshape(b, 2, 2),
+          "attribute_weights": s_attr, "features": f_final, "embedding": embedding,
+          "logits": dense(embedding, "classifier"), "category_logits": dense(v_cat, "category_classifier")}
+  for name, value in want.items():
+    np.testing.assert_allclose(out[name], value, rtol=2e-4, atol=2e-5, err_msg=name)
+  valid = np.asarray(a3m.value_mask(SIZES))[None]
+  np.testing.assert_allclose(np.asarray(out["attribute_logits"])[np.broadcast_to(valid, (b, *valid.shape[1:]))],
+                             attribute_logits[np.broadcast_to(valid, attribute_logits.shape)], rtol=2e-4, atol=2e-5)
+
+
+def test_shipped_synthetic_config_starts_with_gates_neither_on_nor_off():
+  """configs/a3m.py (synthetic) at initialisation on 32 synthetic training images, BatchNorm in train
+  mode: most region and attribute weights are away from sigmoid's flat ends (with the raw scores of
+  Eqs. 5 / 7 at d = 128, the region attention is > 0.99 everywhere and about half the gates saturate)."""
+  config = a3m_config.get_config()
+  data = datasets.load(config)
+  config = loop.with_dataset_info(config, data)
+  images = np.stack([pipeline.normalize(data.train[i]["image"]) for i in range(0, 32 * 37, 37)])
+  params, state = jax.jit(lambda: a3m.init_state(jax.random.key(0), config, {"image": images}))()
+  out, _ = jax.jit(lambda p, s, x: a3m.make_model(config).apply({"params": p, **s}, x, train=True,
+                                                                  mutable=["batch_stats"]))(params, state, images)
+  for name in ("region_attention", "attribute_weights"):
+    weights = np.asarray(out[name])
+    assert np.mean((weights > 0.02) & (weights < 0.98)) > 0.75, (name, np.quantile(weights, [0.1, 0.5, 0.9]))
