@@ -41,15 +41,17 @@ def expected_ap_over_tie_orders(distance, rel):
   return ap / total
 
 
-def reference_hashing(query_codes, query_labels, db_codes, db_labels, topk=None):
+def reference_hashing(query_codes, query_labels, db_codes, db_labels, topk=None, empty_queries="skip"):
   """Per query: Hamming distances, stable sort (ties by database index), AP, AP@K, tie-aware AP;
-  queries without relevant items skipped."""
+  queries without relevant items skipped, or (empty_queries="zero") AP 0 in every mean."""
   maps, maps_k, tie_aware, skipped = [], [], [], 0
   for i in range(len(query_codes)):
     distance = np.array([np.sum(query_codes[i] != code) for code in db_codes])
     rel = relevance(query_labels[i], db_labels)
     if not rel.any():
       skipped += 1
+      if empty_queries == "zero":
+        maps.append(0.0), maps_k.append(0.0), tie_aware.append(0.0)
       continue
     order = sorted(range(len(db_codes)), key=lambda j: (distance[j], j))
     ranked = rel[order]
@@ -88,6 +90,18 @@ def test_matches_reference_with_ties(topk):
   assert want["skipped_queries"] == 1
   assert want["map"] != pytest.approx(want["map_tie_aware"], abs=1e-3)  # ties matter in this data
   assert_close(got, want)
+
+
+def test_empty_queries_skipped_or_counted_as_zero_as_adsh_and_deephash():
+  data = coded_set(np.random.default_rng(0))  # query 3's class is not in the database
+  skipped = jaxret.eval.hashing_metrics(*data, topk=7)
+  zero = jaxret.eval.hashing_metrics(*data, topk=7, empty_queries="zero")
+  assert_close(skipped, reference_hashing(*data, topk=7))  # the default
+  assert_close(zero, reference_hashing(*data, topk=7, empty_queries="zero"))
+  for name in ("map", "map_tie_aware", "map@7"):  # 24 of 25 queries have relevant items
+    assert zero[name] == pytest.approx(skipped[name] * 24 / 25, abs=1e-9)
+  with pytest.raises(ValueError, match="empty_queries='none'"):
+    jaxret.eval.hashing_metrics(*data, empty_queries="none")
 
 
 def test_multi_hot_labels():
