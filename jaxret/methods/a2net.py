@@ -238,15 +238,15 @@ def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collec
   decorrelation = hashing.decorrelation_error(codes)
   dissimilar = dissimilar_pair_similarity(config, labels, db_labels)
   asymmetric = hashing.asymmetric_error(codes, labels, db["codes"], db_labels, config.a2net.bits, dissimilar)
-  objective = hashing.a2net_objective(reconstruction, decorrelation, asymmetric, alpha, beta)
-  if config.a2net.gamma:
-    objective = objective + config.a2net.gamma * hashing.quantization_error(codes, db["codes"][index])
+  quantization = hashing.quantization_error(codes, db["codes"][index])
+  objective = hashing.a2net_objective(reconstruction, decorrelation, asymmetric, alpha, beta, quantization,
+                                      config.a2net.gamma)
   loss = objective / (n * m)
   database = {"codes": db["codes"], "labels": db_labels,
               "outputs": db["outputs"].at[index].set(jax.lax.stop_gradient(codes)),
               "in_query": db["in_query"].at[index].set(True)}
   metrics = {"reconstruction": reconstruction / n, "decorrelation": decorrelation / n,
-             "asymmetric": asymmetric / (n * m), "bit_correlation": mean_abs_bit_correlation(codes),
+             "asymmetric": asymmetric / (n * m), "quantization": quantization / n, "bit_correlation": mean_abs_bit_correlation(codes),
              "database_codes_assigned": jnp.mean(jnp.any(db["codes"] != 0, axis=1))}
   return loss, (metrics, {**method_state, **updates, "database": database})
 

@@ -17,6 +17,7 @@ import pytest
 from configs import a2net as a2net_config
 from jaxret.data import datasets, pipeline
 from jaxret.methods import a2net
+from jaxret.ops import asymmetric_codes
 from jaxret.train import loop
 
 BITS, NUM_CLASSES, NUM_IMAGES = 6, 4, 10
@@ -152,8 +153,31 @@ def test_gradients_reach_every_parameter_and_gamma_adds_the_quantization_term(mo
   codes = np.asarray(a2net.make_model(config).apply({"params": params, "batch_stats": state["batch_stats"]},
                                                     _batch()["image"], train=True, mutable=["batch_stats"])[0]["code"])
   own = np.asarray(state["database"]["codes"])[[3, 7, 0, 9]]
-  np.testing.assert_allclose(float(with_gamma - without), 2.0 * np.sum((own - codes) ** 2) / (4 * NUM_IMAGES),
+  beta = 12.0 / BITS  # beta weighs the quantisation term too (SEMICON's ADSH_Loss)
+  np.testing.assert_allclose(float(with_gamma - without), beta * 2.0 * np.sum((own - codes) ** 2) / (4 * NUM_IMAGES),
                              rtol=1e-3)
+
+
+def test_network_step_and_code_update_minimise_one_objective(model):
+  """As a function of Z, the network's loss is beta / (n m) times the objective the closed-form Z
+  update minimises (pair + gamma quant, over the batch as Omega): compared at two Z."""
+  config, params, state = model
+  config = _config(gamma=200.0)
+  z1 = np.asarray(state["database"]["codes"])
+  z2 = z1.copy()
+  z2[[3, 0, 1]] *= -1  # two of the batch's own rows (quantisation) and another known row
+  z2[0, :2] = 1.0
+  losses, objectives = [], []
+  for z in (z1, z2):
+    s = {**state, "database": {**state["database"], "codes": jnp.asarray(z)}}
+    loss, (_, new) = a2net.loss_fn(params, s, _batch(), None, config)
+    db = new["database"]
+    losses.append(float(loss))
+    objectives.append(float(asymmetric_codes.code_objective(
+        jnp.asarray(z), db["outputs"], db["in_query"], db["labels"], float(BITS), 200.0)))
+  beta = 12.0 / BITS
+  np.testing.assert_allclose(losses[1] - losses[0], beta * (objectives[1] - objectives[0]) / (4 * NUM_IMAGES),
+                             rtol=1e-4)
 
 
 def test_update_state_assigns_codes_to_seen_images_and_starts_a_new_omega(model):
