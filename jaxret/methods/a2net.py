@@ -264,6 +264,14 @@ def update_state(params, method_state, data, config: ml_collections.ConfigDict):
   return {**method_state, "database": database}
 
 
+def database_codes(params, method_state, config: ml_collections.ConfigDict) -> jax.Array:
+  """The learned database codes Z `[m, k]` (row j: training image j; in {-1, +1}, 0 for rows never
+  assigned, which the evaluator's sign makes +1): what the hashing protocol ranks the queries
+  against, as ADSH's and SEMICON's public code do (`jaxret.eval.evaluator.HashingEvaluator`)."""
+  del params, config
+  return method_state["database"]["codes"]
+
+
 def embed_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
   """Eq. 14 before the sign: images `[B, H, W, 3]` -> `tanh(W F(I))` `[B, k]` (eval mode); the
   hashing evaluator takes its sign."""
