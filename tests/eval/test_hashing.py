@@ -105,6 +105,10 @@ def test_empty_queries_skipped_or_counted_as_zero_as_adsh_and_deephash():
     assert zero[name] == pytest.approx(skipped[name] * 24 / 25, abs=1e-9)
   with pytest.raises(ValueError, match="empty_queries='none'"):
     jaxret.eval.hashing_metrics(*data, empty_queries="none")
+  config = config_lib.base_config()
+  config.eval.protocol, config.eval.hashing_empty_queries = "hashing", "none"
+  with pytest.raises(ValueError, match="config.eval.hashing_empty_queries='none'"):
+    config_lib.validate(config)
 
 
 def test_multi_hot_labels():
