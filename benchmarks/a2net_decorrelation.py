@@ -2,15 +2,22 @@
 
   python benchmarks/a2net_decorrelation.py --workdir_root /tmp/a2net_bench      # bits 32, seed 0
   python benchmarks/a2net_decorrelation.py --variants a2net --alpha_times_nk 36000 --total_steps 200
-  python benchmarks/a2net_decorrelation.py --similarity balanced    # ADSH's public code's soft S
+  python benchmarks/a2net_decorrelation.py --similarity paper     # the paper's S = -1 (default: balanced)
+  python benchmarks/a2net_decorrelation.py --gradient_ratio --bits 32     # Eq. 7 / 8 vs pair term at init
 
 Trains `configs/a2net.py:dataset=synthetic,bits=K,variant=V` for each variant (default
 "reconstruction", i.e. A2-Net without Eq. 8, and "a2net") with the loop (a finished run in
 `<workdir_root>/<variant>_bits<K>_seed<S>[_alpha<A>]` is reused), then embeds the test queries
 and the database with the model the loop scored (best validation mAP) and prints one JSON line:
-per variant, the test Hamming mAP (index tie-break and tie-aware) and the mean |Pearson
-correlation| over the K (K - 1) / 2 pairs of bits of the binary codes of the test queries and of
-the database.
+per variant, the test Hamming mAP against the learned database codes Z ("map", "map_tie_aware":
+the hashing protocol) and against the re-encoded database ("reencoded/..."), and the mean
+|Pearson correlation| over the K (K - 1) / 2 pairs of bits of the binary codes of the test
+queries, of the re-encoded database and of Z.
+
+`--gradient_ratio`: no training; at initialisation, on one training batch against a database
+whose labels are all known (as after the first pass) and Z random, the global norm of the
+gradient (over all parameters) of each term of the loss as the loss weighs it, and its ratio to
+the pair (asymmetric) term's. One JSON line.
 """
 from __future__ import annotations
 
@@ -25,8 +32,11 @@ from jaxret.train import distributed  # noqa: E402
 
 distributed.cpu_xla_flags()
 
+import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
+import optax  # noqa: E402
 
 from configs import a2net as a2net_config  # noqa: E402
 from jaxret import methods  # noqa: E402
@@ -42,7 +52,8 @@ def scored_model(config, workdir: str):
   data = datasets.load(config)
   config = loop.with_dataset_info(config, data)
   train_data = pipeline.train_dataset(data.train, train_classes=data.train_classes, global_batch=config.batch_size,
-                                      seed=config.seed, transform=pipeline.train_transform(config))
+                                      seed=config.seed, transform=pipeline.train_transform(config),
+                                      subset_size=config.data.subset_size, subset_epochs=config.data.subset_epochs)
   tx, _ = optimizer.make_optimizer(config)
   state = state_lib.create(a2net, config, tx, next(iter(train_data)), mesh)
   best = checkpoint.make_best_manager(workdir, evaluator_lib.selection_metric(config))
@@ -58,6 +69,36 @@ def scored_model(config, workdir: str):
   return config, mesh, data, model
 
 
+def gradient_ratio(bits: int, seed: int) -> dict:
+  """Gradient norms of each weighted term of the loss at init (module docstring)."""
+  base = a2net_config.get_config(f"dataset=synthetic,bits={bits}")
+  data = datasets.load(base)
+  base = loop.with_dataset_info(base, data)
+  batch = next(iter(pipeline.train_dataset(data.train, train_classes=data.train_classes, global_batch=base.batch_size,
+                                           seed=seed, transform=pipeline.train_transform(base),
+                                           subset_size=base.data.subset_size, subset_epochs=base.data.subset_epochs)))
+  batch = {k: jnp.asarray(batch[k]) for k in ("image", "label", "index")}
+  params, state = a2net.init_state(jax.random.key(seed), base, batch)
+  lookup = {c: i for i, c in enumerate(data.train_classes)}
+  labels = jnp.asarray([lookup[int(c)] for c in pipeline.labels_of(data.train)], jnp.int32)
+  state["database"] = {**state["database"], "labels": labels}
+
+  def grad(variant, gamma):
+    config = ml_collections.ConfigDict(base.to_dict())
+    config.a2net.variant, config.a2net.gamma = variant, gamma
+    return jax.grad(lambda p: a2net.loss_fn(p, state, batch, None, config)[0])(params)
+
+  pair = grad("attention", 0.0)  # the three variants share every parameter
+  terms = {"pair": pair,
+           "eq7_reconstruction": jax.tree.map(jnp.subtract, grad("reconstruction", 0.0), pair),
+           "eq8_decorrelation": jax.tree.map(jnp.subtract, grad("a2net", 0.0), grad("reconstruction", 0.0)),
+           "quantization": jax.tree.map(jnp.subtract, grad("attention", base.a2net.gamma), pair)}
+  norms = {name: float(optax.global_norm(g)) for name, g in terms.items()}
+  return {"bits": bits, "seed": seed, "batch": base.batch_size, "database": int(len(data.train)),
+          "gamma": base.a2net.gamma, "gradient_norm": norms,
+          "ratio_to_pair": {name: norms[name] / norms["pair"] for name in norms if name != "pair"}}
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--workdir_root", default="/tmp/a2net_bench")
@@ -66,10 +107,18 @@ def main():
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--alpha_times_nk", type=float, default=1.0)
   parser.add_argument("--total_steps", type=int, default=0, help="0: the config's (600)")
-  parser.add_argument("--similarity", default="paper", help="config.a2net.similarity: paper | balanced")
+  parser.add_argument("--similarity", default="balanced", help="config.a2net.similarity: balanced | paper")
+  parser.add_argument("--subset_epochs", type=int, default=0,
+                      help="passes over each Omega (0: the config's 3); Omega shrinks to keep the steps")
+  parser.add_argument("--gradient_ratio", action="store_true", help="only the gradient norms at init")
   args = parser.parse_args()
+  if args.gradient_ratio:
+    print(json.dumps(gradient_ratio(args.bits, args.seed)))
+    return
   results = {"bits": args.bits, "seed": args.seed, "alpha_times_nk": args.alpha_times_nk,
              "total_steps": args.total_steps or 600, "similarity": args.similarity}
+  if args.subset_epochs:
+    results["subset_epochs"] = args.subset_epochs
   for variant in args.variants.split(","):
     config = a2net_config.get_config(f"dataset=synthetic,bits={args.bits},variant={variant}")
     config.unlock()
@@ -77,18 +126,25 @@ def main():
     config.a2net.alpha_times_nk = args.alpha_times_nk
     config.total_steps = args.total_steps or config.total_steps
     config.a2net.similarity = args.similarity
+    if args.subset_epochs:  # same images per outer iteration and steps: a smaller Omega
+      config.data.subset_size = config.data.subset_size * config.data.subset_epochs // args.subset_epochs
+      config.data.subset_epochs = args.subset_epochs
     config.lock()
     suffix = "" if args.alpha_times_nk == 1.0 else f"_alpha{args.alpha_times_nk:g}"
     suffix += "" if args.similarity == "paper" else f"_{args.similarity}"
+    suffix += f"_epochs{args.subset_epochs}" if args.subset_epochs else ""
     steps = f"_steps{args.total_steps}" if args.total_steps else ""
     workdir = os.path.join(args.workdir_root, f"{variant}_bits{args.bits}_seed{args.seed}{suffix}{steps}")
     metrics = loop.train(config, workdir)
     config, mesh, data, model = scored_model(config, workdir)
     embed = evaluator_lib.Embedder(methods.get_method("a2net"), config, mesh)
-    row = {k: metrics[k] for k in ("map", "map_tie_aware", "checkpoint_step")}
+    row = {k: metrics[k] for k in ("map", "map_tie_aware", "reencoded/map", "reencoded/map_tie_aware",
+                                    "checkpoint_step")}
     for name, source in (("test", data.test), ("database", data.train)):
       codes = np.where(embed(source, model["params"], model["method_state"])["embedding"] >= 0, 1.0, -1.0)
       row[f"bit_correlation_{name}"] = float(a2net.mean_abs_bit_correlation(jnp.asarray(codes)))
+    z = np.where(np.asarray(a2net.database_codes(model["params"], model["method_state"], config)) >= 0, 1.0, -1.0)
+    row["bit_correlation_z"] = float(a2net.mean_abs_bit_correlation(jnp.asarray(z)))
     results[variant] = row
   print(json.dumps(results))
 

@@ -87,12 +87,13 @@ def eval_transform(config) -> Callable[[np.ndarray], np.ndarray]:
 def train_dataset(
     source: Any, *, train_classes: Sequence[int], global_batch: int, seed: int,
     transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] = augment.flip,
-    classes_per_batch: int = 0, process_index: int = 0, process_count: int = 1,
-    num_workers: int = 0) -> grain.IterDataset:
+    classes_per_batch: int = 0, subset_size: int = 0, subset_epochs: int = 1, process_index: int = 0,
+    process_count: int = 1, num_workers: int = 0) -> grain.IterDataset:
   """Endless training batches for this process, deterministic given `seed`.
 
-  Order: reshuffled every epoch, or with `classes_per_batch` P > 0 the P x K identity sampling
-  of `PKBatches` (K = global_batch / P). `transform(image, rng)` augments each uint8 image,
+  Order: reshuffled every epoch; with `classes_per_batch` P > 0 the P x K identity sampling
+  of `PKBatches` (K = global_batch / P); with `subset_size` > 0 the outer iterations of
+  `SubsetEpochs` (`subset_epochs` passes over each random subset of `subset_size` examples). `transform(image, rng)` augments each uint8 image,
   seeded by its position in the stream. Labels are remapped to 0..len(train_classes)-1.
   Yields dicts of numpy arrays: `image` float32 `[b, H, W, 3]`, `label` int32 `[b]`, plus the
   source's other numeric fields. The iterator is checkpointable (`get_state` / `set_state`).
@@ -106,7 +107,12 @@ def train_dataset(
     example["label"] = np.int32(lookup[int(example["label"])])
     return example
 
-  if classes_per_batch:
+  if classes_per_batch and subset_size:
+    raise ValueError(f"P x K sampling ({classes_per_batch} classes per batch) and subset epochs "
+                     f"(subset_size={subset_size}) cannot be combined: expected one of them 0")
+  if subset_size:
+    ds = SubsetEpochs(grain.MapDataset.source(source), subset_size, subset_epochs, seed)
+  elif classes_per_batch:
     if global_batch % classes_per_batch:
       raise ValueError(f"batch size {global_batch} is not a multiple of {classes_per_batch} classes per batch")
     ds = PKBatches(grain.MapDataset.source(source), labels_of(source), classes_per_batch,
@@ -172,6 +178,52 @@ class PKBatches(grain.MapDataset):
 
   def __str__(self) -> str:
     return f"PKBatches(P={self._p}, K={self._k}, seed={self._seed})"
+
+
+class SubsetEpochs(grain.MapDataset):
+  """Endless outer iterations (ADSH's training, A2-Net's Omega): iteration t draws `size` distinct
+  examples uniformly (Omega_t), then reads them `epochs` times, each pass in a new random order;
+  iteration t + 1 draws a new subset. Stream position p is example `order_{t,e}[i]` of Omega_t
+  with `t, r = divmod(p, size * epochs)`, `e, i = divmod(r, size)`.
+
+  Position p depends only on (seed, p), so any position of the stream is reproducible (the
+  iterator's checkpoint is its position).
+  """
+
+  _STREAM = 0x5EB5E7  # separates these draws from the other uses of the seed
+
+  def __init__(self, parent: grain.MapDataset, size: int, epochs: int, seed: int):
+    super().__init__(parent)
+    if not 1 <= size <= len(parent) or epochs < 1:
+      raise ValueError(f"subset epochs with subset_size={size} and subset_epochs={epochs}: expected "
+                       f"1 <= subset_size <= {len(parent)} (the examples in the source) and subset_epochs >= 1")
+    self._size, self._epochs, self._seed = size, epochs, seed
+    self._last = (-1, np.zeros(0, np.int64))  # the pass read last: `size` reads per pass
+
+  def __len__(self) -> int:
+    return sys.maxsize
+
+  def subset(self, iteration: int) -> np.ndarray:
+    """Omega of outer iteration `iteration`: `[size]` distinct source indices."""
+    rng = np.random.default_rng([self._STREAM, self._seed, iteration])
+    return rng.choice(len(self._parent), self._size, replace=False)
+
+  def pass_indices(self, iteration: int, epoch: int) -> np.ndarray:
+    """Source indices of pass `epoch` over Omega of outer iteration `iteration`, in reading order."""
+    if self._last[0] != (iteration, epoch):
+      order = np.random.default_rng([self._STREAM, self._seed, iteration, epoch + 1]).permutation(self._size)
+      self._last = (iteration, epoch), self.subset(iteration)[order]
+    return self._last[1]
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    iteration, rest = divmod(index, self._size * self._epochs)
+    epoch, position = divmod(rest, self._size)
+    return self._parent[int(self.pass_indices(iteration, epoch)[position])]
+
+  def __str__(self) -> str:
+    return f"SubsetEpochs(size={self._size}, epochs={self._epochs}, seed={self._seed})"
 
 
 class Padded(grain.MapDataset):

@@ -3,7 +3,8 @@
 - `RetrievalEvaluator`: queries against a gallery, or the split against itself (Recall@K & co).
 - `ReidEvaluator`: queries against a gallery, or the split divided into query / gallery by
   (identity, camera), Market-1501 style.
-- `HashingEvaluator`: the split's codes (signs of the embedding) ranked against a database's.
+- `HashingEvaluator`: the split's codes (signs of the embedding) ranked against a database's: the
+  method's learned database codes when it has them (`database_codes`), else the database re-encoded.
 - `ClassificationEvaluator`: closed-set top-1 accuracy of the method's `classify_fn` logits.
 
 Each has `run(params, method_state) -> dict[str, float]`; `make_evaluator` picks one by
@@ -20,9 +21,11 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxret import eval as eval_lib
+from jaxret import methods
 from jaxret.data import pipeline, splits, synthetic
 from jaxret.train import mesh as mesh_lib
 
+REENCODED = "reencoded"  # hashing: prefix of the metrics against the re-encoded database (HashingEvaluator)
 # The default validation metric for model selection, per protocol (higher is better).
 SELECTION_METRICS = {"retrieval": "recall@1", "reid": "map", "hashing": "map", "classification": "accuracy"}
 
@@ -35,7 +38,10 @@ def metric_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     return ("rank1", "rank5", "rank10", "rank20", "map", "minp")
   if config.eval.protocol == "classification":
     return ("accuracy",)
-  return ("map", "map_tie_aware") + ((f"map@{config.eval.topk}",) if config.eval.topk else ())
+  names = ("map", "map_tie_aware") + ((f"map@{config.eval.topk}",) if config.eval.topk else ())
+  if getattr(methods.get_method(config.method), "database_codes", None) is not None:
+    names += tuple(f"{REENCODED}/{name}" for name in names)
+  return names
 
 
 def selection_metric(config: ml_collections.ConfigDict) -> str:
@@ -83,7 +89,8 @@ class Embedder:
     self.config = config
     self.mesh = mesh
     self.functions = {"embedding": method.embed_fn, "logits": getattr(method, "classify_fn", None),
-                      "predicted_attributes": getattr(method, "attribute_fn", None)}
+                      "predicted_attributes": getattr(method, "attribute_fn", None),
+                      "database_codes": getattr(method, "database_codes", None)}
     self._programs = {}
     self._replicate = jax.jit(lambda x: x, out_shardings=mesh_lib.replicated(mesh))
 
@@ -172,19 +179,40 @@ class ReidEvaluator:
 
 class HashingEvaluator:
   """Hashing protocol (`jaxret.eval.hashing_metrics`: `map`, `map_tie_aware`, `map@K` when
-  `config.eval.topk`): codes sign(embedding) in {-1, +1} (0 -> +1), the split's queries ranked
-  against all of `database` by Hamming distance."""
+  `config.eval.topk`, `skipped_queries`): query codes sign(embedding) in {-1, +1} (0 -> +1)
+  ranked by Hamming distance against all of `database`, whose codes are
+
+  - for a method with `database_codes` (A2-Net, ADSH): the learned codes Z of the training
+    images, row j for database item j (`database` must be the training set, in its order), as
+    ADSH's and SEMICON's public code score (`rB = V`, `B`): in asymmetric hashing Z is the
+    database's code, the variable trained; the same metrics against the database re-encoded by
+    the network are reported beside them as `reencoded/map`, `reencoded/map_tie_aware`, ...;
+  - otherwise the signs of the network's embedding of every database image.
+
+  Queries with no relevant item: `config.eval.hashing_empty_queries` ("skip" or "zero").
+  """
 
   def __init__(self, source: Any, database: Any, embedder: Embedder):
     self.source, self.database, self.embed = source, database, embedder
 
   def run(self, params, method_state) -> dict[str, float]:
+    config = self.embed.config
     query = self.embed(self.source, params, method_state)
     database = self.embed(self.database, params, method_state, attributes=False)
     codes = [np.where(x["embedding"] >= 0, 1, -1).astype(np.int8) for x in (query, database)]
-    topk = self.embed.config.eval.topk or None
-    metrics = eval_lib.hashing_metrics(codes[0], query["label"], codes[1], database["label"],
-                                       topk=topk, mesh=self.embed.mesh)
+    score = lambda db_codes: eval_lib.hashing_metrics(
+        codes[0], query["label"], db_codes, database["label"], topk=config.eval.topk or None,
+        mesh=self.embed.mesh, empty_queries=config.eval.hashing_empty_queries)
+    metrics = score(codes[1])
+    learned = self.embed.functions["database_codes"]
+    if learned is not None:
+      z = np.asarray(jax.device_get(learned(params, method_state, config)))
+      if z.shape != codes[1].shape:
+        raise ValueError(f"{config.method}.database_codes gave codes of shape {z.shape} for a hashing "
+                         f"database of {codes[1].shape[0]} images with {codes[1].shape[1]} bits: expected "
+                         "the database to be the training set (one learned code per training image)")
+      reencoded = {f"{REENCODED}/{k}": v for k, v in metrics.items() if k != "skipped_queries"}
+      metrics = {**score(np.where(z >= 0, 1, -1).astype(np.int8)), **reencoded}
     return {**metrics, **self.embed.attribute_metrics(query, self.source)}
 
 

@@ -14,8 +14,12 @@ relevant and P(i) = (1/i) sum_{j<=i} rel(j):
                   uniformly random order (McFee & Lanckriet 2010, "Metric learning to rank"):
                   independent of how ties are broken; see `tie_aware_ap` for the closed form.
 
-All three are averaged over queries with R >= 1; queries without any relevant database item
-are skipped and counted in `skipped_queries`.
+Queries without any relevant database item (R = 0), by `empty_queries`: "skip" (the default:
+their AP is undefined, so all three are averaged over the queries with R >= 1) or "zero" (they
+count as AP 0 and the mean is over all queries, as ADSH's `calc_map` / `calc_topMap` and
+DeepHash's `CalcTopMap` do: `continue`, then a division by the number of queries). Either way
+their number is reported as `skipped_queries`. With the training set as database every query's
+class is in it, so the two differ only on other databases.
 """
 from __future__ import annotations
 
@@ -29,10 +33,12 @@ from jax.sharding import Mesh
 
 from jaxret.eval import inputs, pairwise, query_sharding, ranking
 
+EMPTY_QUERIES = ("skip", "zero")  # queries with no relevant item: left out of the mean, or AP 0
+
 
 def hashing_metrics(query_codes: np.ndarray, query_labels: np.ndarray, db_codes: np.ndarray,
                     db_labels: np.ndarray, *, topk: int | None = None, query_block: int | None = None,
-                    mesh: Mesh | None = None) -> dict[str, float]:
+                    mesh: Mesh | None = None, empty_queries: str = "skip") -> dict[str, float]:
   """Hashing metrics (see the module docstring for exact definitions).
 
   Args:
@@ -41,26 +47,34 @@ def hashing_metrics(query_codes: np.ndarray, query_labels: np.ndarray, db_codes:
     topk: also report "map@{topk}".
     query_block: queries per kernel call (default: chosen from the database size).
     mesh: mesh with axis "data" over which queries are sharded (default: all devices).
+    empty_queries: "skip" (default) or "zero": queries with no relevant database item left out
+      of the means, or counted as AP 0 (ADSH's and DeepHash's code; module docstring).
 
   Returns:
     {"map", "map_tie_aware", "map@K" (when topk is given), "skipped_queries"}; metrics over no
     query are NaN.
   """
+  if empty_queries not in EMPTY_QUERIES:
+    raise ValueError(f"empty_queries={empty_queries!r}: expected one of {EMPTY_QUERIES}")
   query_codes, query_labels, db_codes, db_labels = _read(query_codes, query_labels, db_codes, db_labels)
   stats = ranking.ranking_stats(query_codes, query_labels, db_codes, db_labels, metric="hamming",
                                 topk=topk, query_block=query_block, mesh=mesh)
   histograms = distance_histograms(query_codes, query_labels, db_codes, db_labels,
                                    query_block=query_block, mesh=mesh)
   counted = stats["num_relevant"] > 0
-  metrics = {
-      "map": ranking.query_mean(stats["ap_sum"][counted] / stats["num_relevant"][counted]),
-      "map_tie_aware": ranking.query_mean(
-          tie_aware_ap(histograms["items"], histograms["relevant"])[counted]),
-  }
+
+  def mean(ap: np.ndarray) -> float:  # ap `[Q]`, any value (NaN) where R = 0
+    if empty_queries == "zero":
+      return ranking.query_mean(np.where(counted, ap, 0.0))
+    return ranking.query_mean(ap[counted])
+
+  with np.errstate(invalid="ignore", divide="ignore"):
+    metrics = {"map": mean(stats["ap_sum"] / stats["num_relevant"]),
+               "map_tie_aware": mean(tie_aware_ap(histograms["items"], histograms["relevant"]))}
   if topk is not None:
-    hits = stats["hits_at_k"][counted].astype(np.float64)
+    hits = stats["hits_at_k"].astype(np.float64)
     # ap_at_k_sum is 0 when no relevant item is in the top K, so AP@K = 0 there.
-    metrics[f"map@{topk}"] = ranking.query_mean(stats["ap_at_k_sum"][counted] / np.maximum(hits, 1))
+    metrics[f"map@{topk}"] = mean(stats["ap_at_k_sum"] / np.maximum(hits, 1))
   metrics["skipped_queries"] = int(np.sum(~counted))
   return metrics
 

@@ -72,7 +72,15 @@ def quantization_error(codes: jax.Array, own_database_codes: jax.Array) -> jax.A
 
 
 def a2net_objective(reconstruction: jax.Array, decorrelation: jax.Array, asymmetric: jax.Array,
-                    alpha: float, beta: float) -> jax.Array:
-  """Eq. 13: `[Eq. 7 term] + alpha ||V' V'^T - n I||_F^2 + beta [asymmetric term]` (the
-  paper's lambda sits inside the Eq. 7 term, `attribute_guided_reconstruction`)."""
-  return reconstruction + alpha * decorrelation + beta * asymmetric
+                    alpha: float, beta: float, quantization: jax.Array | float = 0.0,
+                    gamma: float = 0.0) -> jax.Array:
+  """Eq. 13 with ADSH's quantisation term: `[Eq. 7 term] + alpha ||V' V'^T - n I||_F^2
+  + beta ([asymmetric term] + gamma sum_i ||z_i - v'_i||^2)` (the paper's lambda sits inside the
+  Eq. 7 term, `attribute_guided_reconstruction`; gamma = 0 is Eq. 13 as printed).
+
+  beta multiplies the quantisation term too, as in SEMICON's public code (`ADSH_Loss`: both terms
+  `/ k * 12`): the terms with Z are then `beta (pair + gamma quant)`, a constant times the
+  objective the closed-form Z update minimises (`jaxret.ops.asymmetric_codes`), so the network
+  step and the Z step minimise one objective (with gamma outside, the network would weigh
+  quantisation k / 12 times more than the Z update does)."""
+  return reconstruction + alpha * decorrelation + beta * (asymmetric + gamma * quantization)

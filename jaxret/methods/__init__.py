@@ -10,6 +10,10 @@ Every method module exposes the same surface, so the loop and evaluators never s
   (hashing methods: the real-valued code; its sign is the hash code).
 - `update_state(params, method_state, data, config) -> method_state`: optional, run every
   `config.state_update_every` steps for work outside the gradient step.
+- `database_codes(params, method_state, config) -> [N_train, bits]`: optional (hashing methods
+  that learn a code per training image, A2-Net's / ADSH's Z): row j is training image j; the
+  hashing protocol then ranks queries against these codes (ADSH's and SEMICON's evaluation) and
+  reports the score against the re-encoded training images beside it (`reencoded/map`, ...).
 - `classify_fn(params, method_state, images, config) -> [B, num_classes]`: optional, class logits
   (logit i = the i-th training class); needed by `config.eval.protocol = "classification"`.
 - `after_pretrained_backbone(params, method_state, config) -> (params, method_state)`: optional,

@@ -15,26 +15,42 @@ once, then the C maps are formed at D channels (no Python loop over maps).
 
 Loss (Eq. 13, `jaxret.losses.hashing`), on a batch of n queries against all m database codes Z:
   `||X - W^T V'||^2 + lambda ||W X - V'||^2 + alpha ||V' V'^T - n I||^2
-   + beta sum_i sum_j (v'_i^T z_j - k S_ij)^2 + gamma sum_i ||z_i - v'_i||^2`
-with lambda = 1, alpha = 1 / (n k), beta = 12 / k. The last term is ADSH's (the paper trains
-"following [17]", ADSH; gamma = 200 there and in configs/a2net.py); gamma = 0 gives Eq. 13 as
-printed. The sum is divided by n m, as ADSH's public code divides its loss by (database size x
-batch): a constant factor, so only the learning rate sees it.
-With many classes the asymmetric term has a degenerate minimum: one code c for every image and
-Z = -c fits all dissimilar pairs (a fraction 1 - 1/classes of them). Trained from scratch on the
-synthetic set (200 classes) it is reached at the first code update, with gamma 0 or 200, Z
-initialised to 0 or at random (BENCHMARKS.md); a decorrelation weight 36,000 times the paper's
-(Eq. 8 penalises equal bits) only dented it. The paper fine-tunes ImageNet weights.
+   + beta [sum_i sum_j (v'_i^T z_j - k S_ij)^2 + gamma sum_i ||z_i - v'_i||^2]`
+with lambda = 1, alpha = 1 / (n k), beta = 12 / k. The quantisation term is ADSH's (the paper
+trains "following [17]", ADSH; gamma = 200 there and in configs/a2net.py); gamma = 0 gives
+Eq. 13 as printed. beta multiplies it as in SEMICON's public code (the same group's; `ADSH_Loss`
+scales both terms by 12 / k), so the terms with Z are beta times the objective the Z update
+minimises: one objective for both steps.
+Normalisation per batch: Eq. 7 and Eq. 8 are the plain sums over the batch's n images that the
+paper writes (Frobenius norms of `[d, n]` and `[k, k]` matrices), the pair term sums over the
+n x m (query, database) pairs, and the whole sum is divided by n m, as ADSH's public code divides
+its loss by (database size x batch): a constant factor, so the terms keep Eq. 13's relative
+weights and Eq. 7 / 8 weigh 1 / m of a per-pair average. Measured at initialisation (synthetic
+config, 32 bits, batch 32, m = 3,000, all database labels known, Z random; `python
+benchmarks/a2net_decorrelation.py --gradient_ratio`): the gradient's global norm is 0.031 times
+the pair term's for Eq. 7 and 0.00034 times for Eq. 8 (the quantisation term: 0.12).
+S of a dissimilar pair (`config.a2net.similarity`): "balanced" (default) `-r`, r = similar /
+dissimilar pairs, as both reference codes (ADSH's and SEMICON's) turn the paper's -1 into; or
+"paper" (-1). With many classes the -1 objective has a degenerate minimum: one code c for every
+image and Z = -c fits all dissimilar pairs (a fraction 1 - 1/classes of them); trained from
+scratch on the synthetic set (200 classes) every run reached it at the first code update
+(BENCHMARKS.md). `-r` weighs both kinds of pair the same in total and removes that minimum.
 
 Asymmetric training (ADSH, the paper's [17]): `method_state["database"]` holds, per training
 image j (the batch's "index" field), its code `z_j` (`a2net.database_init`: uniform random in
 {-1, +1}, or 0 until first assigned as in ADSH's public code), its
 label (-1 until the training stream first shows it), the latest output `tanh(W x_j)` and whether
-it was seen since the last code update. The stream is reshuffled every epoch, so the images
-seen between two updates are a random subset Omega of the training set (`config.a2net.num_samples`
-= `state_update_every x batch_size` images: one outer iteration); `update_state` then updates Z
-bit by bit in closed form (`jaxret.ops.asymmetric_codes`, one jitted function) and starts the
-next Omega. ADSH trains several epochs on each Omega; here each of its images is seen once.
+it was seen since the last code update. An outer iteration (as in ADSH's and SEMICON's code):
+the stream (`jaxret.data.pipeline.SubsetEpochs`) draws Omega, `config.data.subset_size` random
+training images, and reads it `config.data.subset_epochs` times (ADSH: 3, SEMICON: 30; each
+pass reshuffled); `config.state_update_every` = one outer iteration of steps, after which
+`update_state` updates Z bit by bit in closed form (`jaxret.ops.asymmetric_codes`, one jitted
+function) from the outputs of the last pass, and the next Omega starts. The stream position is
+in the checkpoint, Z and Omega's outputs in the train state: a run resumes mid-iteration.
+
+Evaluation (hashing protocol, `database_codes`): the queries' codes are ranked against Z, the
+learned codes of the training images, as ADSH and SEMICON score; the score against the database
+re-encoded by the network (Eq. 14) is reported beside it as `reencoded/map`, ...
 
 Ablations (the paper's Table 2), by switches in `config.a2net`: "vanilla" (backbone GAP
 features, only the asymmetric term: ADSH), "attention" (+ Sec. 3.2 features), "reconstruction"
@@ -238,15 +254,15 @@ def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collec
   decorrelation = hashing.decorrelation_error(codes)
   dissimilar = dissimilar_pair_similarity(config, labels, db_labels)
   asymmetric = hashing.asymmetric_error(codes, labels, db["codes"], db_labels, config.a2net.bits, dissimilar)
-  objective = hashing.a2net_objective(reconstruction, decorrelation, asymmetric, alpha, beta)
-  if config.a2net.gamma:
-    objective = objective + config.a2net.gamma * hashing.quantization_error(codes, db["codes"][index])
+  quantization = hashing.quantization_error(codes, db["codes"][index])
+  objective = hashing.a2net_objective(reconstruction, decorrelation, asymmetric, alpha, beta, quantization,
+                                      config.a2net.gamma)
   loss = objective / (n * m)
   database = {"codes": db["codes"], "labels": db_labels,
               "outputs": db["outputs"].at[index].set(jax.lax.stop_gradient(codes)),
               "in_query": db["in_query"].at[index].set(True)}
   metrics = {"reconstruction": reconstruction / n, "decorrelation": decorrelation / n,
-             "asymmetric": asymmetric / (n * m), "bit_correlation": mean_abs_bit_correlation(codes),
+             "asymmetric": asymmetric / (n * m), "quantization": quantization / n, "bit_correlation": mean_abs_bit_correlation(codes),
              "database_codes_assigned": jnp.mean(jnp.any(db["codes"] != 0, axis=1))}
   return loss, (metrics, {**method_state, **updates, "database": database})
 
@@ -262,6 +278,14 @@ def update_state(params, method_state, data, config: ml_collections.ConfigDict):
       jnp.float32(config.a2net.gamma), dissimilar, num_classes=config.num_classes)
   database = {**db, "codes": codes, "in_query": jnp.zeros_like(db["in_query"])}
   return {**method_state, "database": database}
+
+
+def database_codes(params, method_state, config: ml_collections.ConfigDict) -> jax.Array:
+  """The learned database codes Z `[m, k]` (row j: training image j; in {-1, +1}, 0 for rows never
+  assigned, which the evaluator's sign makes +1): what the hashing protocol ranks the queries
+  against, as ADSH's and SEMICON's public code do (`jaxret.eval.evaluator.HashingEvaluator`)."""
+  del params, config
+  return method_state["database"]["codes"]
 
 
 def embed_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:

@@ -7,6 +7,7 @@ import ml_collections
 from jaxret import methods
 from jaxret.data import datasets
 from jaxret.eval import evaluator
+from jaxret.eval.hashing import EMPTY_QUERIES
 
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 AUGMENTATIONS = ("resize", "random_crop", "random_resized_crop")
@@ -47,6 +48,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.random_flip = True
   c.data.color_jitter = 0.0  # brightness / contrast / saturation strength; 0 = off
   c.data.classes_per_batch = 0  # P of P x K identity sampling (K = batch_size / P); 0 = shuffle
+  # Outer iterations (ADSH, A2-Net): subset_epochs passes over each random subset of subset_size
+  # training images, then a new subset; 0 = plain epochs (see jaxret/data/pipeline.py SubsetEpochs).
+  c.data.subset_size = 0
+  c.data.subset_epochs = 1
   c.data.synthetic_images_per_class = 60
   c.data.synthetic_seed = 0  # fixes the rendered classes; independent of the training seed
 
@@ -71,6 +76,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.ks = (1, 2, 4, 8)  # retrieval: Recall@K
   c.eval.metric = "cosine"  # retrieval and re-ID: cosine | euclidean
   c.eval.topk = 0  # hashing: also report map@topk when > 0
+  c.eval.hashing_empty_queries = "skip"  # hashing: queries with no relevant item: skip | zero (AP 0)
   c.eval.selection_metric = ""  # validation metric that picks the best checkpoint; "" = protocol default
   return c
 
@@ -99,11 +105,24 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
   if config.data.classes_per_batch and config.batch_size % config.data.classes_per_batch:
     raise ValueError(f"config.batch_size={config.batch_size} is not a multiple of "
                      f"config.data.classes_per_batch={config.data.classes_per_batch} (P x K sampling)")
+  if config.data.subset_size:
+    if config.data.subset_size < 0 or config.data.subset_epochs < 1 or config.data.classes_per_batch:
+      raise ValueError(f"config.data.subset_size={config.data.subset_size}, subset_epochs="
+                       f"{config.data.subset_epochs}: expected a positive size, at least one epoch and "
+                       f"config.data.classes_per_batch=0")
+    images = config.data.subset_size * config.data.subset_epochs
+    if config.state_update_every and config.state_update_every * config.batch_size != images:
+      raise ValueError(f"config.state_update_every={config.state_update_every}: expected "
+                       f"{images} / config.batch_size={config.batch_size} (one outer iteration of "
+                       f"config.data.subset_epochs x subset_size images)")
   if config.eval.protocol not in evaluator.SELECTION_METRICS:
     raise ValueError(f"config.eval.protocol={config.eval.protocol!r}: expected one of "
                      f"{tuple(evaluator.SELECTION_METRICS)}")
   if config.eval.metric not in ("cosine", "euclidean"):
     raise ValueError(f"config.eval.metric={config.eval.metric!r}: expected 'cosine' or 'euclidean'")
+  if config.eval.hashing_empty_queries not in EMPTY_QUERIES:
+    raise ValueError(f"config.eval.hashing_empty_queries={config.eval.hashing_empty_queries!r}: expected one "
+                     f"of {EMPTY_QUERIES} (jaxret/eval/hashing.py)")
   names = evaluator.metric_names(config)
   if config.eval.selection_metric and config.eval.selection_metric not in names:
     raise ValueError(f"config.eval.selection_metric={config.eval.selection_metric!r}: expected one of "

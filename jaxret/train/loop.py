@@ -88,6 +88,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
   train_data = pipeline.train_dataset(
       data.train, train_classes=data.train_classes, global_batch=config.batch_size, seed=config.seed,
       transform=pipeline.train_transform(config), classes_per_batch=config.data.classes_per_batch,
+      subset_size=config.data.subset_size, subset_epochs=config.data.subset_epochs,
       process_index=jax.process_index(), process_count=jax.process_count(), num_workers=config.num_workers)
   data_iterator = iter(train_data)
   sample_batch = next(iter(train_data))

@@ -1,12 +1,15 @@
 """jaxret.eval hashing metrics against NumPy references written from the definitions."""
 import itertools
+import types
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jaxret.eval
-from jaxret.eval import hashing
+from jaxret.eval import evaluator, hashing
+from jaxret.train import config as config_lib, mesh as mesh_lib
 
 
 def relevance(query_label, db_labels):
@@ -41,15 +44,17 @@ def expected_ap_over_tie_orders(distance, rel):
   return ap / total
 
 
-def reference_hashing(query_codes, query_labels, db_codes, db_labels, topk=None):
+def reference_hashing(query_codes, query_labels, db_codes, db_labels, topk=None, empty_queries="skip"):
   """Per query: Hamming distances, stable sort (ties by database index), AP, AP@K, tie-aware AP;
-  queries without relevant items skipped."""
+  queries without relevant items skipped, or (empty_queries="zero") AP 0 in every mean."""
   maps, maps_k, tie_aware, skipped = [], [], [], 0
   for i in range(len(query_codes)):
     distance = np.array([np.sum(query_codes[i] != code) for code in db_codes])
     rel = relevance(query_labels[i], db_labels)
     if not rel.any():
       skipped += 1
+      if empty_queries == "zero":
+        maps.append(0.0), maps_k.append(0.0), tie_aware.append(0.0)
       continue
     order = sorted(range(len(db_codes)), key=lambda j: (distance[j], j))
     ranked = rel[order]
@@ -88,6 +93,22 @@ def test_matches_reference_with_ties(topk):
   assert want["skipped_queries"] == 1
   assert want["map"] != pytest.approx(want["map_tie_aware"], abs=1e-3)  # ties matter in this data
   assert_close(got, want)
+
+
+def test_empty_queries_skipped_or_counted_as_zero_as_adsh_and_deephash():
+  data = coded_set(np.random.default_rng(0))  # query 3's class is not in the database
+  skipped = jaxret.eval.hashing_metrics(*data, topk=7)
+  zero = jaxret.eval.hashing_metrics(*data, topk=7, empty_queries="zero")
+  assert_close(skipped, reference_hashing(*data, topk=7))  # the default
+  assert_close(zero, reference_hashing(*data, topk=7, empty_queries="zero"))
+  for name in ("map", "map_tie_aware", "map@7"):  # 24 of 25 queries have relevant items
+    assert zero[name] == pytest.approx(skipped[name] * 24 / 25, abs=1e-9)
+  with pytest.raises(ValueError, match="empty_queries='none'"):
+    jaxret.eval.hashing_metrics(*data, empty_queries="none")
+  config = config_lib.base_config()
+  config.eval.protocol, config.eval.hashing_empty_queries = "hashing", "none"
+  with pytest.raises(ValueError, match="config.eval.hashing_empty_queries='none'"):
+    config_lib.validate(config)
 
 
 def test_multi_hot_labels():
@@ -179,3 +200,53 @@ def test_errors_name_the_bad_value():
     jaxret.eval.hashing_metrics(codes, [0, 1, 2], codes, np.eye(3, dtype=int))
   with pytest.raises(ValueError, match="topk must be a positive integer"):
     jaxret.eval.hashing_metrics(codes, [0, 1, 2], codes, [0, 1, 2], topk=0)
+
+
+class _CodedImages:
+  """`n` 2 x 2 images whose pixels carry a 3-bit embedding (a random sign pattern); labels 1..3."""
+
+  def __init__(self, n, seed):
+    rng = np.random.default_rng(seed)
+    self.embeddings = rng.choice([-1.0, 1.0], (n, 3)).astype(np.float32)
+    self.labels = rng.integers(1, 4, n)
+
+  def __len__(self):
+    return len(self.labels)
+
+  def __getitem__(self, i):
+    return {"image": np.broadcast_to(self.embeddings[i], (2, 2, 3)), "label": self.labels[i], "index": np.int32(i)}
+
+
+def _hashing_run(database_codes, method_state, **eval_overrides):
+  """The hashing evaluator on 12 queries against a database of 20, with a method that embeds each
+  image as its pixel (the pipeline's normalisation undone up to a scale) and has `database_codes`."""
+  config = config_lib.base_config()
+  config.method = "a2net"  # a method with database codes: metric_names lists the re-encoded ones
+  config.eval.protocol, config.eval.batch_size, config.image_size = "hashing", 8, 2
+  config.eval.update(eval_overrides)
+  embed_fn = lambda params, state, images, config: (
+      images[:, 0, 0] * jnp.asarray([0.229, 0.224, 0.225]) + jnp.asarray([0.485, 0.456, 0.406]))
+  method = types.SimpleNamespace(embed_fn=embed_fn, database_codes=database_codes)
+  queries, database = _CodedImages(12, seed=5), _CodedImages(20, seed=6)
+  queries.labels[0] = 9  # no relevant database item
+  embedder = evaluator.Embedder(method, config, mesh_lib.make_mesh())
+  got = evaluator.make_evaluator(queries, database, embedder).run({}, method_state)
+  return config, queries, database, got
+
+
+def test_hashing_protocol_ranks_queries_against_the_learned_database_codes():
+  z = np.random.default_rng(7).choice([-1.0, 1.0], (20, 3)).astype(np.float32)
+  config, queries, database, got = _hashing_run(lambda params, state, config: state["z"], {"z": z}, topk=5)
+  learned = jaxret.eval.hashing_metrics(queries.embeddings, queries.labels, z, database.labels, topk=5)
+  reencoded = jaxret.eval.hashing_metrics(queries.embeddings, queries.labels, database.embeddings, database.labels,
+                                          topk=5)
+  assert learned["map"] != pytest.approx(reencoded["map"], abs=1e-3)
+  for name in ("map", "map_tie_aware", "map@5"):  # ADSH / SEMICON: rB = V (Z); re-encoded beside it
+    assert got[name] == pytest.approx(learned[name], abs=1e-9), name
+    assert got[f"reencoded/{name}"] == pytest.approx(reencoded[name], abs=1e-9), name
+  assert set(got) == set(evaluator.metric_names(config)) | {"skipped_queries"}
+  _, _, _, zero = _hashing_run(lambda params, state, config: state["z"], {"z": z}, hashing_empty_queries="zero")
+  assert zero["map"] == pytest.approx(
+      jaxret.eval.hashing_metrics(queries.embeddings, queries.labels, z, database.labels, empty_queries="zero")["map"])
+  with pytest.raises(ValueError, match="expected the database to be the training set"):
+    _hashing_run(lambda params, state, config: state["z"][:19], {"z": z})

@@ -17,7 +17,8 @@ import pytest
 from configs import a2net as a2net_config
 from jaxret.data import datasets, pipeline
 from jaxret.methods import a2net
-from jaxret.train import loop
+from jaxret.ops import asymmetric_codes
+from jaxret.train import config as config_lib, loop
 
 BITS, NUM_CLASSES, NUM_IMAGES = 6, 4, 10
 
@@ -152,8 +153,31 @@ def test_gradients_reach_every_parameter_and_gamma_adds_the_quantization_term(mo
   codes = np.asarray(a2net.make_model(config).apply({"params": params, "batch_stats": state["batch_stats"]},
                                                     _batch()["image"], train=True, mutable=["batch_stats"])[0]["code"])
   own = np.asarray(state["database"]["codes"])[[3, 7, 0, 9]]
-  np.testing.assert_allclose(float(with_gamma - without), 2.0 * np.sum((own - codes) ** 2) / (4 * NUM_IMAGES),
+  beta = 12.0 / BITS  # beta weighs the quantisation term too (SEMICON's ADSH_Loss)
+  np.testing.assert_allclose(float(with_gamma - without), beta * 2.0 * np.sum((own - codes) ** 2) / (4 * NUM_IMAGES),
                              rtol=1e-3)
+
+
+def test_network_step_and_code_update_minimise_one_objective(model):
+  """As a function of Z, the network's loss is beta / (n m) times the objective the closed-form Z
+  update minimises (pair + gamma quant, over the batch as Omega): compared at two Z."""
+  config, params, state = model
+  config = _config(gamma=200.0)
+  z1 = np.asarray(state["database"]["codes"])
+  z2 = z1.copy()
+  z2[[3, 0, 1]] *= -1  # two of the batch's own rows (quantisation) and another known row
+  z2[0, :2] = 1.0
+  losses, objectives = [], []
+  for z in (z1, z2):
+    s = {**state, "database": {**state["database"], "codes": jnp.asarray(z)}}
+    loss, (_, new) = a2net.loss_fn(params, s, _batch(), None, config)
+    db = new["database"]
+    losses.append(float(loss))
+    objectives.append(float(asymmetric_codes.code_objective(
+        jnp.asarray(z), db["outputs"], db["in_query"], db["labels"], float(BITS), 200.0)))
+  beta = 12.0 / BITS
+  np.testing.assert_allclose(losses[1] - losses[0], beta * (objectives[1] - objectives[0]) / (4 * NUM_IMAGES),
+                             rtol=1e-4)
 
 
 def test_update_state_assigns_codes_to_seen_images_and_starts_a_new_omega(model):
@@ -205,12 +229,15 @@ def test_bad_config_values_name_the_key():
 
 
 def test_paper_configs():
+  for dataset in a2net_config.DATASETS:  # ADSH's and SEMICON's balanced S everywhere; "paper" is the option
+    assert a2net_config.get_config(f"dataset={dataset}").a2net.similarity == "balanced"
   cub = a2net_config.get_config("dataset=cub,bits=48")
-  assert cub.a2net.similarity == "paper" and a2net_config.get_config().a2net.similarity == "balanced"
-  assert (cub.a2net.bits, cub.batch_size, cub.state_update_every, cub.total_steps) == (48, 16, 125, 7500)
-  assert cub.optimizer.decay_boundaries == (6250,) and cub.eval.protocol == "hashing"
+  # 60 outer iterations of 3 epochs (ADSH) over 2,000 images, batch 16
+  assert (cub.a2net.bits, cub.batch_size, cub.state_update_every, cub.total_steps) == (48, 16, 375, 22500)
+  assert (cub.data.subset_size, cub.data.subset_epochs) == (2000, 3)
+  assert cub.optimizer.decay_boundaries == (18750,) and cub.eval.protocol == "hashing"
   vegfru = a2net_config.get_config("dataset=vegfru,bits=12")
-  assert (vegfru.state_update_every, vegfru.total_steps, vegfru.optimizer.decay_boundaries) == (250, 17500, (15000,))
+  assert (vegfru.state_update_every, vegfru.total_steps, vegfru.optimizer.decay_boundaries) == (750, 52500, (45000,))
 
 
 def test_train_batches_carry_the_position_of_each_image_in_the_training_set():
@@ -228,6 +255,48 @@ def test_train_batches_carry_the_position_of_each_image_in_the_training_set():
     assert 0 <= index < len(data.train) and lookup[int(data.train[int(index)]["label"])] == label
 
 
+class _IndexSource:
+  """Tiny training set for the stream: example i has label i % 4 and "index" i."""
+
+  def __len__(self):
+    return 50
+
+  def __getitem__(self, i):
+    return {"image": np.zeros((4, 4, 3), np.uint8), "label": np.int32(i % 4), "index": np.int32(i)}
+
+
+def test_each_omega_index_is_read_subset_epochs_times_between_code_updates():
+  config = a2net_config.get_config("dataset=synthetic")
+  assert (config.data.subset_size, config.data.subset_epochs) == (640, 3)
+  assert config.state_update_every * config.batch_size == 640 * 3  # an update after every outer iteration
+  config.unlock()
+  config.batch_size, config.data.subset_size, config.state_update_every = 6, 20, 10
+  size, epochs, steps = config.data.subset_size, config.data.subset_epochs, config.state_update_every
+  make = lambda: iter(pipeline.train_dataset(_IndexSource(), train_classes=range(4), global_batch=6, seed=1,
+                                             transform=lambda image, rng: image, subset_size=size, subset_epochs=epochs))
+  stream = make()
+  batches = [next(stream)["index"] for _ in range(2 * steps)]
+  omegas = []
+  for t in range(2):  # the images read between two calls of update_state
+    read = np.concatenate(batches[t * steps:(t + 1) * steps])
+    omega, counts = np.unique(read, return_counts=True)
+    assert len(omega) == size and (counts == epochs).all()
+    passes = read.reshape(epochs, size)
+    assert all(set(p) == set(omega) for p in passes) and not (passes[0] == passes[1]).all()  # reshuffled
+    omegas.append(omega)
+  assert set(omegas[0]) != set(omegas[1])  # a new Omega each outer iteration
+  resumed = make()  # checkpoint-resumable: the iterator's state is its position
+  for _ in range(7):
+    next(resumed)
+  state = resumed.get_state()
+  again = make()
+  again.set_state(state)
+  np.testing.assert_array_equal(next(again)["index"], batches[7])
+  config.state_update_every = 9
+  with pytest.raises(ValueError, match="config.state_update_every=9"):
+    config_lib.validate(config)
+
+
 def test_short_training_run_reports_hamming_map(tmp_path):
   config = a2net_config.get_config("dataset=synthetic,bits=8")
   config.unlock()
@@ -237,6 +306,8 @@ def test_short_training_run_reports_hamming_map(tmp_path):
   config.batch_size = 8
   config.total_steps = 4
   config.state_update_every = 2
+  config.data.subset_size = 8  # two outer iterations of 2 passes over 8 images
+  config.data.subset_epochs = 2
   config.eval_every = 0
   config.checkpoint_every = 4
   config.eval.batch_size = 200
@@ -245,7 +316,8 @@ def test_short_training_run_reports_hamming_map(tmp_path):
   config.data.query_images_per_class = 1
   config.lock()
   results = loop.train(config, str(tmp_path))
-  assert 0.0 < results["map"] <= 1.0 and 0.0 < results["map_tie_aware"] <= 1.0
+  assert 0.0 < results["map"] <= 1.0 and 0.0 < results["map_tie_aware"] <= 1.0  # against Z
+  assert 0.0 < results["reencoded/map"] <= 1.0  # against the network's codes of the database
   with open(os.path.join(tmp_path, "metrics.jsonl")) as f:
     train_rows = [r for r in map(json.loads, f) if r.get("split") == "train"]
   assert train_rows and "asymmetric" in train_rows[-1]
