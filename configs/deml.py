@@ -82,6 +82,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   config.deml.num_scales = int(options["I"] or num_scales)  # I
   config.deml.num_branches = int(options["J"] or num_branches)  # J
   config.deml.adversary = options["adversary"]  # grl (paper, Eq. 4) | hinge (public code) | none
+  config.deml.tied_learners = True  # one kernel per scale, no bias (Sec. 3.2, public code) | False: J kernels + biases
   config.deml.split = "res3"  # last FNet stage: the CAMs act on its map
   config.deml.attention_layers = ("res4", "res5")  # GNet maps the OAM walks on
   config.deml.walk_steps = 10  # T of Eq. 3
@@ -97,7 +98,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   config.deml.positive_cost = 1.0  # gamma_pq, s_pq = 1
   config.deml.negative_cost = 35.0  # gamma_pq, s_pq = 0
   config.deml.hinge_margin = 2.0  # adversary=hinge: the public code's margin and weight
-  config.deml.hinge_weight = 0.2
+  config.deml.hinge_weight = 0.2  # per pair of learners j < j' (one weighted loss layer each)
   config.embedding_dim = 512  # d: I J learners of d // (I J) dims
 
   config.backbone = "resnet50"

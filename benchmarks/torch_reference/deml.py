@@ -5,7 +5,8 @@ activation decay + L_ntri (Eq. 6) + the diversity term (Eq. 4 adversary behind g
 or the public code's hinge), summed over scales.
 
 Same parameters as jaxret: the backbone, `cam_{i}` (`squeeze` [J, C, 64], `excite` [J, 64, C]),
-`learners_{i}` (`kernel` [J, C5, d], `bias` [J, d]) and, with `adversary = "grl"`, `adversary_{i}`
+`learners_{i}` (`kernel` [C5, d] shared by the J learners, no bias; with `tied_learners = False`
+`kernel` [J, C5, d], `bias` [J, d]) and, with `adversary = "grl"`, `adversary_{i}`
 (`hidden`, `out`: Dense - ReLU - Dense).
 """
 import math
@@ -50,15 +51,25 @@ class ChannelAttention(nn.Module):
 
 
 class Learners(nn.Module):
-  """J linear learners as one einsum: pooled [J, B, C] -> [B, J, d]."""
+  """J linear learners as one einsum: pooled [J, B, C] -> [B, J, d]; tied: one kernel [C, d], no bias."""
 
-  def __init__(self, num_branches: int, channels: int, features: int):
+  def __init__(self, num_branches: int, channels: int, features: int, tied: bool = True):
     super().__init__()
-    self.kernel = nn.Parameter(torch.randn(num_branches, channels, features) / math.sqrt(channels))
-    self.bias = nn.Parameter(torch.zeros(num_branches, features))
+    self.tied, self.num_branches = tied, num_branches
+    if tied:
+      self.kernel = nn.Parameter(torch.randn(channels, features) / math.sqrt(channels))
+    else:
+      self.kernel = nn.Parameter(torch.randn(num_branches, channels, features) / math.sqrt(channels))
+      self.bias = nn.Parameter(torch.zeros(num_branches, features))
 
   def forward(self, x: torch.Tensor) -> torch.Tensor:
+    if self.tied:
+      return torch.einsum("jbc,cd->bjd", x, self.kernel)
     return torch.einsum("jbc,jcd->bjd", x, self.kernel) + self.bias
+
+  def kernels(self) -> torch.Tensor:
+    """`w_ij^T` of the J learners: [J, C, d]."""
+    return self.kernel.expand(self.num_branches, -1, -1) if self.tied else self.kernel
 
 
 class Adversary(nn.Module):
@@ -114,7 +125,7 @@ class Model(nn.Module):
                        f"{deml.num_scales * deml.num_branches}")
     for i in range(self.num_scales):
       self.add_module(f"cam_{i}", ChannelAttention(self.num_branches, channels[self.split], deml.cam_hidden))
-      self.add_module(f"learners_{i}", Learners(self.num_branches, channels["res5"], d))
+      self.add_module(f"learners_{i}", Learners(self.num_branches, channels["res5"], d, deml.tied_learners))
       if deml.adversary == "grl":
         self.add_module(f"adversary_{i}", Adversary(d, deml.adversary_dim))
 
@@ -152,15 +163,15 @@ class Model(nn.Module):
     flat = learners.reshape(b, num_scales * num_branches, d)
     loss = binomial_deviance(flat, batch["label"], deml).mean()  # Eq. 5
     loss = loss + deml.lambda1 / (2 * flat.shape[1] * b) * flat.square().sum()  # activation decay
-    kernels = torch.cat([getattr(self, f"learners_{i}").kernel for i in range(num_scales)])  # [I J, C, d]
+    kernels = torch.cat([getattr(self, f"learners_{i}").kernels() for i in range(num_scales)])  # [I J, C, d]
     loss = loss + deml.lambda2 * (kernels.square().sum(dim=1) - 1.0).square().sum()  # L_ntri
     if num_branches > 1 and deml.adversary == "grl":  # Eq. 4, summed over scales
       loss = loss + deml.lambda0 * pairwise_squared_distance(outputs["adversary"]).sum(dim=(-2, -1)).mean(dim=0).sum()
     elif num_branches > 1 and deml.adversary == "hinge":
       distance = pairwise_squared_distance(unit(learners)).clamp(min=1e-12).sqrt()  # [B, I, J, J]
       hinge = (deml.hinge_margin - distance).clamp(min=0).square() / 2
-      off_diagonal = ~torch.eye(num_branches, dtype=torch.bool, device=hinge.device)
-      per_scale = (hinge * off_diagonal).sum(dim=(0, 2, 3)) / (b * num_branches * (num_branches - 1))
+      pairs = torch.ones(num_branches, num_branches, device=hinge.device).triu(diagonal=1)  # j < j'
+      per_scale = (hinge * pairs).sum(dim=(0, 2, 3)) / b  # one ContrastiveLoss per pair (public code)
       loss = loss + deml.hinge_weight * per_scale.sum()
     return loss
 

@@ -72,6 +72,25 @@ def test_channel_attention_is_the_cam_equation():
     np.testing.assert_allclose(caps[j], u * weights[:, None, None, :], rtol=1e-5, atol=1e-6)
 
 
+def test_learners_of_a_scale_share_one_kernel_without_bias(model):
+  """Sec. 3.2's shared embedding layer (the public code's `param { name: "w" }`, no bias): the J
+  learners differ only through their inputs (the CAMs); `tied_learners=False` gives J kernels + biases."""
+  pooled = np.random.default_rng(2).normal(size=(3, 2, 5)).astype(np.float32)  # [J, B, C]
+  for tied in (True, False):
+    variables, out = jax.jit(lambda x, tied=tied: deml.Learners(4, tied).init_with_output(jax.random.key(0), x)[::-1])(
+        pooled)
+    params = jax.tree.map(np.asarray, variables["params"])
+    assert {k: v.shape for k, v in params.items()} == (
+        {"kernel": (5, 4)} if tied else {"kernel": (3, 5, 4), "bias": (3, 4)})
+    for j in range(3):
+      want = pooled[j] @ params["kernel"] if tied else pooled[j] @ params["kernel"][j] + params["bias"][j]
+      np.testing.assert_allclose(out[:, j], want, rtol=1e-5, atol=1e-6)
+  config, params, *_ = model  # the default: res5 channels (32 at width 1/16) -> d = 4, per scale
+  assert config.deml.tied_learners
+  assert {i: {k: v.shape for k, v in params[f"learners_{i}"].items()} for i in range(2)} == {
+      0: {"kernel": (32, 4)}, 1: {"kernel": (32, 4)}}
+
+
 def test_outputs_embedding_and_crops(model):
   config, params, state, _, _, _, train_out, eval_out = model
   shapes = {k: v.shape for k, v in eval_out.items() if k != "embed_fn"}
@@ -111,7 +130,7 @@ def _expected_loss(out, params, config, adversary):
   ntri = 0.0
   for i in range(num_i):
     for j in range(num_j):
-      w = np.asarray(params[f"learners_{i}"]["kernel"][j], np.float64).T  # w_ij [d, d1]
+      w = np.asarray(params[f"learners_{i}"]["kernel"], np.float64).T  # w_ij = w_i [d, d1]: tied
       a = w @ w.T - np.eye(w.shape[0])
       ntri += 0.25 * np.trace(a * a)
   diversity = 0.0
@@ -121,9 +140,9 @@ def _expected_loss(out, params, config, adversary):
         if adversary == "grl":
           f = out["adversary"][:, i].astype(np.float64)
           diversity += np.mean(np.sum((f[:, j] - f[:, k]) ** 2, axis=-1))
-        elif adversary == "hinge" and j != k:
+        elif adversary == "hinge" and j < k:  # the public code: one ContrastiveLoss at weight 0.2 per pair
           distance = np.linalg.norm(_unit(learners[:, i, j]) - _unit(learners[:, i, k]), axis=-1)
-          diversity += 0.2 * np.mean(np.maximum(2.0 - distance, 0) ** 2 / 2) / (num_j * (num_j - 1))
+          diversity += 0.2 * np.mean(np.maximum(2.0 - distance, 0) ** 2 / 2)
   return metric + decay + ntri + diversity, metric, decay, ntri
 
 
@@ -142,6 +161,18 @@ def test_total_loss_is_eqs_4_to_6(model, adversary):
   unit = _unit(train_out["learners"])
   cos = np.einsum("bid,bid->bi", unit[:, :, 0], unit[:, :, 1])  # J = 2: one pair per scale
   np.testing.assert_allclose(got_metrics["learner_similarity"], cos.mean(), rtol=1e-4, atol=1e-6)
+
+
+def test_hinge_sums_the_public_codes_pair_losses_at_weight_0_2():
+  """J = 3: three ContrastiveLoss layers of weight 0.2 each (an average over the pairs would be a third)."""
+  config = _config(adversary="hinge", num_scales=1, num_branches=3)
+  learners = np.random.default_rng(3).normal(size=(6, 1, 3, 4)).astype(np.float32)
+  params = {"learners_0": {"kernel": np.zeros((8, 4), np.float32)}}
+  _, metrics = jax.jit(lambda o, p: deml.total_loss(o, p, jnp.asarray(LABELS), config))({"learners": learners}, params)
+  u = _unit(learners[:, 0].astype(np.float64))
+  want = sum(0.2 * np.mean(np.maximum(2.0 - np.linalg.norm(u[:, j] - u[:, k], axis=-1), 0) ** 2 / 2)
+             for j in range(3) for k in range(j + 1, 3))
+  np.testing.assert_allclose(metrics["loss_diversity"], want, rtol=1e-5)
 
 
 def test_gradients_reach_every_module_and_the_adversary_plays_against_the_rest(model):
@@ -167,7 +198,7 @@ def test_learners_train_at_ten_times_the_learning_rate(model):
   from jaxret.train import optimizer
   config, params, *_ = model
   groups = optimizer.param_groups(params, config.optimizer.lr_multipliers)
-  assert groups["learners_0"]["kernel"] == "0" and groups["learners_1"]["bias"] == "0"
+  assert groups["learners_0"]["kernel"] == "0" and groups["learners_1"]["kernel"] == "0"
   assert groups["cam_0"]["squeeze"] == "default" and groups["backbone"]["conv1"]["kernel"] == "default"
   assert config.optimizer.lr_multipliers == (("^learners_", 10.0),)
 
