@@ -83,6 +83,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   config.deml.num_branches = int(options["J"] or num_branches)  # J
   config.deml.adversary = options["adversary"]  # grl (paper, Eq. 4) | hinge (public code) | none
   config.deml.tied_learners = True  # one kernel per scale, no bias (Sec. 3.2, public code) | False: J kernels + biases
+  config.deml.per_scale_batch_stats = True  # BatchNorm statistics of each scale's inputs | False: shared
   config.deml.split = "res3"  # last FNet stage: the CAMs act on its map
   config.deml.attention_layers = ("res4", "res5")  # GNet maps the OAM walks on
   config.deml.walk_steps = 10  # T of Eq. 3

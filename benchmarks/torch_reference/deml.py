@@ -7,12 +7,15 @@ or the public code's hinge), summed over scales.
 Same parameters as jaxret: the backbone, `cam_{i}` (`squeeze` [J, C, 64], `excite` [J, 64, C]),
 `learners_{i}` (`kernel` [C5, d] shared by the J learners, no bias; with `tied_learners = False`
 `kernel` [J, C5, d], `bias` [J, d]) and, with `adversary = "grl"`, `adversary_{i}`
-(`hidden`, `out`: Dense - ReLU - Dense).
+(`hidden`, `out`: Dense - ReLU - Dense). Scale i > 0 runs the backbone with BatchNorm statistics of its
+own, `backbone_zoom{i}` (only the backbone's BatchNorm buffers, same names), as jaxret's
+`per_scale_batch_stats`.
 """
 import math
 
 import ml_collections
 import torch
+from torch.func import functional_call
 import torch.nn.functional as F
 from torch import nn
 
@@ -84,6 +87,18 @@ class Adversary(nn.Module):
     return self.out(F.relu(self.hidden(x)))
 
 
+def batchnorm_statistics(module: nn.Module) -> nn.Module:
+  """A module tree with `module`'s BatchNorm layers only, under the same names, without affine
+  parameters: a second set of running statistics for the same backbone."""
+  if isinstance(module, nn.BatchNorm2d):
+    return nn.BatchNorm2d(module.num_features, eps=module.eps, momentum=module.momentum, affine=False)
+  out = nn.Module()
+  for name, child in module.named_children():
+    if any(isinstance(m, nn.BatchNorm2d) for m in child.modules()):
+      out.add_module(name, batchnorm_statistics(child))
+  return out
+
+
 def unit(x: torch.Tensor) -> torch.Tensor:
   """L2-normalised over the last axis (eps 1e-12, as jaxret)."""
   return x / x.norm(dim=-1, keepdim=True).clamp(min=1e-12)
@@ -123,6 +138,8 @@ class Model(nn.Module):
     if d < 1:
       raise ValueError(f"config.embedding_dim={config.embedding_dim}: expected at least I x J = "
                        f"{deml.num_scales * deml.num_branches}")
+    for i in range(1, self.num_scales if deml.per_scale_batch_stats else 1):
+      self.add_module(f"backbone_zoom{i}", batchnorm_statistics(self.backbone))
     for i in range(self.num_scales):
       self.add_module(f"cam_{i}", ChannelAttention(self.num_branches, channels[self.split], deml.cam_hidden))
       self.add_module(f"learners_{i}", Learners(self.num_branches, channels["res5"], d, deml.tied_learners))
@@ -134,10 +151,14 @@ class Model(nn.Module):
     b, _, h, w = images.shape
     x, learners, adversaries = images, [], []
     for i in range(self.num_scales):  # sequential: each scale's input is cropped by the previous one
-      u = self.backbone(x, stop=self.split)[self.split]  # FNet^i
+      backbone = self.backbone
+      if hasattr(self, f"backbone_zoom{i}"):  # scale i's running statistics (updated in place)
+        stats = dict(getattr(self, f"backbone_zoom{i}").named_buffers())
+        backbone = lambda x, stats=stats, **stages: functional_call(self.backbone, stats, (x,), stages)
+      u = backbone(x, stop=self.split)[self.split]  # FNet^i
       caps = getattr(self, f"cam_{i}")(u)
       caps = caps.reshape(-1, *u.shape[1:]).contiguous(memory_format=torch.channels_last)
-      maps = self.backbone(caps, start=self.gnet_start)  # GNet^i, one batch for the J branches
+      maps = backbone(caps, start=self.gnet_start)  # GNet^i, one batch for the J branches
       pooled = maps["res5"].mean(dim=(2, 3)).reshape(self.num_branches, b, -1)
       ca = getattr(self, f"learners_{i}")(pooled)
       learners.append(ca)

@@ -33,8 +33,15 @@ Losses: binomial deviance per CA learner, averaged over learners (Eq. 5); activa
 The test embedding is the concatenation of the I J L2-normalised learners.
 
 The backbone is one module ("backbone", filled by `config.init_weights`) shared by the scales:
-the paper's FNet^i / GNet^i notation suggests one copy per scale, which would also need one
-set of ImageNet weights per scale. The split at `deml.split` = "res3" runs the OAM on the
+the paper's FNet^i / GNet^i notation suggests one copy per scale (the public Caffe code has one,
+`conv1/7x7_s2`, `conv1/7x7_s2_`, ... without shared `param` names), which would also need one set
+of ImageNet weights per scale. Its BatchNorm statistics are per scale (`deml.per_scale_batch_stats`,
+default): the full images and the zoomed crops have different statistics, and one shared running
+average would normalise every scale at test time with a blend of them (the paper's GoogLeNet-V1
+has no BatchNorm, so the question does not arise there). Scale 1 uses `batch_stats["backbone"]`,
+scale i > 1 `batch_stats[f"backbone_zoom{i - 1}"]` (same layout, `after_pretrained_backbone` copies
+the ImageNet statistics into it); the parameters are the same arrays for every scale, not copies.
+Within a scale, the J CAM branches share GNet's statistics (one batch of J B maps). The split at `deml.split` = "res3" runs the OAM on the
 stride-16 and stride-32 maps (res4, res5), as on GoogLeNet's inception4e / 5b; the CAMs then act
 at stride 8 where the paper's (after pool3) act at stride 16 (splitting after res4 would leave
 GNet a single stage for the OAM's two layers).
@@ -42,6 +49,8 @@ GNet a single stage for the OAM's two layers).
 Batches: P x K identity sampling (`config.data.classes_per_batch`) so that every image has
 positives. Learners train at 10x the learning rate through `config.optimizer.lr_multipliers`.
 """
+import functools
+
 import chex
 import flax.linen as nn
 import jax
@@ -125,6 +134,7 @@ class Model(nn.Module):
   num_branches: int
   learner_dim: int
   tied_learners: bool = True
+  per_scale_batch_stats: bool = True
   split: str = "res3"
   attention_layers: tuple[str, ...] = ("res4", "res5")
   walk_steps: int = 10
@@ -149,10 +159,14 @@ class Model(nn.Module):
     x = images
     learners, attentions, boxes, adversaries = [], [], [], []
     for i in range(self.num_scales):  # sequential: each scale's input is cropped by the previous one
-      u = backbone(x, train=train, stop=self.split)[self.split]  # FNet^i
+      net = functools.partial(backbone, train=train)
+      if i > 0 and self.per_scale_batch_stats:  # scale i's own statistics, the backbone's parameters
+        stats = self.variable("batch_stats", f"backbone_zoom{i}", lambda: backbone.variables["batch_stats"])
+        net = functools.partial(_with_batch_stats, backbone, stats, train, not self.is_initializing())
+      u = net(x, stop=self.split)[self.split]  # FNet^i
       caps = ChannelAttention(self.num_branches, self.cam_hidden, self.dtype, name=f"cam_{i}")(u)
       caps = caps.reshape(self.num_branches * b, *u.shape[1:])
-      maps = backbone(caps, train=train, start=gnet_start)  # GNet^i, one batch for the J branches
+      maps = net(caps, start=gnet_start)  # GNet^i, one batch for the J branches
       pooled = jnp.mean(maps["res5"], axis=(1, 2)).reshape(self.num_branches, b, -1)
       ca = Learners(self.learner_dim, self.tied_learners, self.dtype, name=f"learners_{i}")(pooled).astype(jnp.float32)
       learners.append(ca)
@@ -176,6 +190,20 @@ class Model(nn.Module):
     return {k: v.astype(jnp.float32) for k, v in outputs.items()}
 
 
+def _with_batch_stats(backbone: nn.Module, stats, train: bool, update: bool, x: jax.Array, **stages) -> dict:
+  """`backbone(x, train=train, **stages)` with the backbone's parameters but the BatchNorm
+  statistics in the variable `stats` (the backbone's `batch_stats` layout), which training
+  updates (when `update`: not at init)."""
+  variables = {"params": backbone.variables["params"], "batch_stats": stats.value}
+  bare = backbone.clone(parent=None)  # unbound: the same module, applied to these variables
+  if not train:
+    return bare.apply(variables, x, train=False, **stages)
+  out, updates = bare.apply(variables, x, train=True, mutable=["batch_stats"], **stages)
+  if update:
+    stats.value = updates["batch_stats"]
+  return out
+
+
 def make_model(config: ml_collections.ConfigDict) -> Model:
   """The Model of `config`; raises a ValueError naming the config key at fault."""
   deml = config.deml
@@ -185,9 +213,6 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
   for key in ("num_scales", "num_branches", "walk_steps", "cam_hidden", "adversary_dim"):
     if deml[key] < 1:
       raise ValueError(f"config.deml.{key}={deml[key]}: expected a positive integer")
-  if not isinstance(deml.tied_learners, bool):
-    raise ValueError(f"config.deml.tied_learners={deml.tied_learners!r}: expected True (one kernel per scale, "
-                     "no bias: Sec. 3.2 and the public code) or False (J kernels and biases)")
   if deml.adversary not in ADVERSARIES:
     raise ValueError(f"config.deml.adversary={deml.adversary!r}: expected one of {ADVERSARIES}")
   if deml.adversary_input not in ADVERSARY_INPUTS:
@@ -204,7 +229,7 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
                      f"{deml.num_scales * deml.num_branches} (one dimension per learner)")
   return Model(backbone=config.backbone, backbone_width=config.backbone_width, num_scales=deml.num_scales,
                num_branches=deml.num_branches, learner_dim=learner_dim, tied_learners=deml.tied_learners,
-               split=deml.split,
+               per_scale_batch_stats=deml.per_scale_batch_stats, split=deml.split,
                attention_layers=tuple(deml.attention_layers), walk_steps=deml.walk_steps,
                cam_hidden=deml.cam_hidden, adversary=deml.adversary, adversary_dim=deml.adversary_dim,
                adversary_input=deml.adversary_input,
@@ -214,6 +239,15 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
 def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: dict):
   variables = make_model(config).init(rng, sample_batch["image"], train=False)
   return variables["params"], {"batch_stats": variables["batch_stats"]}
+
+
+def after_pretrained_backbone(params, method_state, config: ml_collections.ConfigDict):
+  """After `config.init_weights` filled the backbone: every scale's BatchNorm statistics
+  (`batch_stats["backbone_zoom{i}"]`) start from the loaded ones."""
+  del config
+  stats = method_state["batch_stats"]
+  zoom = {name: stats["backbone"] for name in stats if name.startswith("backbone_zoom")}
+  return params, {**method_state, "batch_stats": {**stats, **zoom}}
 
 
 def learner_kernels(params, num_scales: int, num_branches: int) -> jax.Array:
