@@ -41,8 +41,8 @@ average would normalise every scale at test time with a blend of them (the paper
 has no BatchNorm, so the question does not arise there). Scale 1 uses `batch_stats["backbone"]`,
 scale i > 1 `batch_stats[f"backbone_zoom{i - 1}"]` (same layout, `after_pretrained_backbone` copies
 the ImageNet statistics into it); the parameters are the same arrays for every scale, not copies.
-Within a scale, the J CAM branches share GNet's statistics (one batch of J B maps). The split at `deml.split` = "res3" runs the OAM on the
-stride-16 and stride-32 maps (res4, res5), as on GoogLeNet's inception4e / 5b; the CAMs then act
+Within a scale, the J CAM branches share GNet's statistics (one batch of J B maps). The split at
+`deml.split` = "res3" runs the OAM on the stride-16 and stride-32 maps (res4, res5), as on GoogLeNet's inception4e / 5b; the CAMs then act
 at stride 8 where the paper's (after pool3) act at stride 16 (splitting after res4 would leave
 GNet a single stage for the OAM's two layers).
 
@@ -195,7 +195,9 @@ def _with_batch_stats(backbone: nn.Module, stats, train: bool, update: bool, x: 
   statistics in the variable `stats` (the backbone's `batch_stats` layout), which training
   updates (when `update`: not at init)."""
   variables = {"params": backbone.variables["params"], "batch_stats": stats.value}
-  bare = backbone.clone(parent=None)  # unbound: the same module, applied to these variables
+  # A Flax module keeps its parameters and statistics in one scope; other statistics for the same
+  # parameters: apply an unbound clone to them (the parameter arrays are passed, not copied).
+  bare = backbone.clone(parent=None)
   if not train:
     return bare.apply(variables, x, train=False, **stages)
   out, updates = bare.apply(variables, x, train=True, mutable=["batch_stats"], **stages)
