@@ -42,9 +42,9 @@ has no BatchNorm, so the question does not arise there). Scale 1 uses `batch_sta
 scale i > 1 `batch_stats[f"backbone_zoom{i - 1}"]` (same layout, `after_pretrained_backbone` copies
 the ImageNet statistics into it); the parameters are the same arrays for every scale, not copies.
 Within a scale, the J CAM branches share GNet's statistics (one batch of J B maps). The split at
-`deml.split` = "res3" runs the OAM on the stride-16 and stride-32 maps (res4, res5), as on GoogLeNet's inception4e / 5b; the CAMs then act
-at stride 8 where the paper's (after pool3) act at stride 16 (splitting after res4 would leave
-GNet a single stage for the OAM's two layers).
+`deml.split` = "res3" runs the OAM on the stride-16 and stride-32 maps (res4, res5), as on
+GoogLeNet's inception4e / 5b; the CAMs then act at stride 8 where the paper's (after pool3) act
+at stride 16 (splitting after res4 would leave GNet a single stage for the OAM's two layers).
 
 Batches: P x K identity sampling (`config.data.classes_per_batch`) so that every image has
 positives. Learners train at 10x the learning rate through `config.optimizer.lr_multipliers`.
