@@ -1,7 +1,7 @@
 """DeML Table 4 on the synthetic creatures: how similar the J channel-attention learners are with
 and without a diversity term, and what that does to Recall@K on the held-out classes.
 
-  python benchmarks/deml_adversary.py --adversaries none,grl,hinge --J 4 --steps 200
+  python benchmarks/deml_adversary.py --adversaries none,grl,hinge --J 4 --steps 160
 
 For each adversary (none = Table 4's "without L_adv"; grl = Eq. 4 through gradient reversal;
 hinge = the public code's contrastive hinge) it trains `configs/deml.py:dataset=synthetic,I=1,J=..`

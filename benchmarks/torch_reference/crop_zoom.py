@@ -1,5 +1,6 @@
-"""DeML's crop-and-zoom between scales in PyTorch (jaxret/ops/crop_zoom.py): the square box around the
-above-mean pixels of the attention map, cropped and resized (bilinear) back to the input size as
+"""DeML's crop-and-zoom between scales in PyTorch (jaxret/ops/crop_zoom.py): the box around the
+above-mean pixels of the attention map squared as the public code (side round((h + w) / 2) about its
+centre, intersected with the image), cropped and resized (bilinear) back to the input size as
 one einsum with per-image separable sampling matrices. No gradient flows through the box.
 """
 import torch
@@ -22,16 +23,11 @@ def attention_box(attention: torch.Tensor) -> torch.Tensor:
 
   top, bottom = extent(above.any(dim=2), h)
   left, right = extent(above.any(dim=1), w)
-  side = torch.maximum(bottom - top, right - left)
-
-  def square(start: torch.Tensor, stop: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    length = side.clamp(max=size)
-    start = torch.minimum(((start + stop) / 2 - length / 2).clamp(min=0), size - length)
-    return start, start + length
-
-  top, bottom = square(top, bottom, h)
-  left, right = square(left, right, w)
-  return torch.stack([top, left, bottom, right], dim=1)
+  height, width = bottom - top, right - left
+  side = torch.round((height + width) / 2)
+  top = top + torch.round((height - width) / 4)
+  left = left + torch.round((width - height) / 4)
+  return torch.stack([top.clamp(0, h), left.clamp(0, w), (top + side).clamp(0, h), (left + side).clamp(0, w)], dim=1)
 
 
 def sampling_matrix(start: torch.Tensor, stop: torch.Tensor, in_size: int, out_size: int) -> torch.Tensor:

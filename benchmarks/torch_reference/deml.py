@@ -5,13 +5,17 @@ activation decay + L_ntri (Eq. 6) + the diversity term (Eq. 4 adversary behind g
 or the public code's hinge), summed over scales.
 
 Same parameters as jaxret: the backbone, `cam_{i}` (`squeeze` [J, C, 64], `excite` [J, 64, C]),
-`learners_{i}` (`kernel` [J, C5, d], `bias` [J, d]) and, with `adversary = "grl"`, `adversary_{i}`
-(`hidden`, `out`: Dense - ReLU - Dense).
+`learners_{i}` (`kernel` [C5, d] shared by the J learners, no bias; with `tied_learners = False`
+`kernel` [J, C5, d], `bias` [J, d]) and, with `adversary = "grl"`, `adversary_{i}`
+(`hidden`, `out`: Dense - ReLU - Dense). Scale i > 0 runs the backbone with BatchNorm statistics of its
+own, `backbone_zoom{i}` (only the backbone's BatchNorm buffers, same names), as jaxret's
+`per_scale_batch_stats`.
 """
 import math
 
 import ml_collections
 import torch
+from torch.func import functional_call
 import torch.nn.functional as F
 from torch import nn
 
@@ -50,15 +54,25 @@ class ChannelAttention(nn.Module):
 
 
 class Learners(nn.Module):
-  """J linear learners as one einsum: pooled [J, B, C] -> [B, J, d]."""
+  """J linear learners as one einsum: pooled [J, B, C] -> [B, J, d]; tied: one kernel [C, d], no bias."""
 
-  def __init__(self, num_branches: int, channels: int, features: int):
+  def __init__(self, num_branches: int, channels: int, features: int, tied: bool = True):
     super().__init__()
-    self.kernel = nn.Parameter(torch.randn(num_branches, channels, features) / math.sqrt(channels))
-    self.bias = nn.Parameter(torch.zeros(num_branches, features))
+    self.tied, self.num_branches = tied, num_branches
+    if tied:
+      self.kernel = nn.Parameter(torch.randn(channels, features) / math.sqrt(channels))
+    else:
+      self.kernel = nn.Parameter(torch.randn(num_branches, channels, features) / math.sqrt(channels))
+      self.bias = nn.Parameter(torch.zeros(num_branches, features))
 
   def forward(self, x: torch.Tensor) -> torch.Tensor:
+    if self.tied:
+      return torch.einsum("jbc,cd->bjd", x, self.kernel)
     return torch.einsum("jbc,jcd->bjd", x, self.kernel) + self.bias
+
+  def kernels(self) -> torch.Tensor:
+    """`w_ij^T` of the J learners: [J, C, d]."""
+    return self.kernel.expand(self.num_branches, -1, -1) if self.tied else self.kernel
 
 
 class Adversary(nn.Module):
@@ -71,6 +85,18 @@ class Adversary(nn.Module):
 
   def forward(self, x: torch.Tensor) -> torch.Tensor:
     return self.out(F.relu(self.hidden(x)))
+
+
+def batchnorm_statistics(module: nn.Module) -> nn.Module:
+  """A module tree with `module`'s BatchNorm layers only, under the same names, without affine
+  parameters: a second set of running statistics for the same backbone."""
+  if isinstance(module, nn.BatchNorm2d):
+    return nn.BatchNorm2d(module.num_features, eps=module.eps, momentum=module.momentum, affine=False)
+  out = nn.Module()
+  for name, child in module.named_children():
+    if any(isinstance(m, nn.BatchNorm2d) for m in child.modules()):
+      out.add_module(name, batchnorm_statistics(child))
+  return out
 
 
 def unit(x: torch.Tensor) -> torch.Tensor:
@@ -112,9 +138,11 @@ class Model(nn.Module):
     if d < 1:
       raise ValueError(f"config.embedding_dim={config.embedding_dim}: expected at least I x J = "
                        f"{deml.num_scales * deml.num_branches}")
+    for i in range(1, self.num_scales if deml.per_scale_batch_stats else 1):
+      self.add_module(f"backbone_zoom{i}", batchnorm_statistics(self.backbone))
     for i in range(self.num_scales):
       self.add_module(f"cam_{i}", ChannelAttention(self.num_branches, channels[self.split], deml.cam_hidden))
-      self.add_module(f"learners_{i}", Learners(self.num_branches, channels["res5"], d))
+      self.add_module(f"learners_{i}", Learners(self.num_branches, channels["res5"], d, deml.tied_learners))
       if deml.adversary == "grl":
         self.add_module(f"adversary_{i}", Adversary(d, deml.adversary_dim))
 
@@ -123,10 +151,14 @@ class Model(nn.Module):
     b, _, h, w = images.shape
     x, learners, adversaries = images, [], []
     for i in range(self.num_scales):  # sequential: each scale's input is cropped by the previous one
-      u = self.backbone(x, stop=self.split)[self.split]  # FNet^i
+      backbone = self.backbone
+      if hasattr(self, f"backbone_zoom{i}"):  # scale i's running statistics (updated in place)
+        stats = dict(getattr(self, f"backbone_zoom{i}").named_buffers())
+        backbone = lambda x, stats=stats, **stages: functional_call(self.backbone, stats, (x,), stages)
+      u = backbone(x, stop=self.split)[self.split]  # FNet^i
       caps = getattr(self, f"cam_{i}")(u)
       caps = caps.reshape(-1, *u.shape[1:]).contiguous(memory_format=torch.channels_last)
-      maps = self.backbone(caps, start=self.gnet_start)  # GNet^i, one batch for the J branches
+      maps = backbone(caps, start=self.gnet_start)  # GNet^i, one batch for the J branches
       pooled = maps["res5"].mean(dim=(2, 3)).reshape(self.num_branches, b, -1)
       ca = getattr(self, f"learners_{i}")(pooled)
       learners.append(ca)
@@ -152,15 +184,15 @@ class Model(nn.Module):
     flat = learners.reshape(b, num_scales * num_branches, d)
     loss = binomial_deviance(flat, batch["label"], deml).mean()  # Eq. 5
     loss = loss + deml.lambda1 / (2 * flat.shape[1] * b) * flat.square().sum()  # activation decay
-    kernels = torch.cat([getattr(self, f"learners_{i}").kernel for i in range(num_scales)])  # [I J, C, d]
+    kernels = torch.cat([getattr(self, f"learners_{i}").kernels() for i in range(num_scales)])  # [I J, C, d]
     loss = loss + deml.lambda2 * (kernels.square().sum(dim=1) - 1.0).square().sum()  # L_ntri
     if num_branches > 1 and deml.adversary == "grl":  # Eq. 4, summed over scales
       loss = loss + deml.lambda0 * pairwise_squared_distance(outputs["adversary"]).sum(dim=(-2, -1)).mean(dim=0).sum()
     elif num_branches > 1 and deml.adversary == "hinge":
       distance = pairwise_squared_distance(unit(learners)).clamp(min=1e-12).sqrt()  # [B, I, J, J]
       hinge = (deml.hinge_margin - distance).clamp(min=0).square() / 2
-      off_diagonal = ~torch.eye(num_branches, dtype=torch.bool, device=hinge.device)
-      per_scale = (hinge * off_diagonal).sum(dim=(0, 2, 3)) / (b * num_branches * (num_branches - 1))
+      pairs = torch.ones(num_branches, num_branches, device=hinge.device).triu(diagonal=1)  # j < j'
+      per_scale = (hinge * pairs).sum(dim=(0, 2, 3)) / b  # one ContrastiveLoss per pair (public code)
       loss = loss + deml.hinge_weight * per_scale.sum()
     return loss
 

@@ -4,8 +4,9 @@
   averaged over the batch. The adversary F minimises it; behind a gradient-reversal layer
   (`jaxret.ops.grad_reverse`) the learners, CAMs and backbone maximise it.
 - `contrastive_hinge`, the public Caffe code's replacement: the L2-normalised branch embeddings
-  of one image are pushed apart as dissimilar pairs of Caffe's ContrastiveLoss,
-  `max(margin - ||a_j - a_j'||, 0)^2 / 2` per unordered pair, averaged over images and pairs.
+  of one image are pushed apart as dissimilar pairs of Caffe's ContrastiveLoss: one loss layer
+  per unordered pair j < j' (`max(margin - ||a_j - a_j'||, 0)^2 / 2` averaged over the images),
+  each at the same loss weight, so the pairs are summed (J (J - 1) / 2 of them), not averaged.
 - `mean_learner_similarity`: Table 4's "sim", the mean cosine similarity between the J learners
   of an image (over images and pairs j != j').
 """
@@ -31,6 +32,13 @@ def _unit(x: jax.Array) -> jax.Array:
   return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+def _upper_pairs_sum(values: jax.Array) -> jax.Array:
+  """Mean over the batch of `[B, J, J]`, summed over the unordered pairs j < j'."""
+  j = values.shape[-1]
+  mask = jnp.triu(jnp.ones((j, j), dtype=bool), k=1)
+  return jnp.sum(jnp.where(mask, values, 0.0)) / values.shape[0]
+
+
 def _off_diagonal_mean(values: jax.Array) -> jax.Array:
   """Mean of `[B, J, J]` over the batch and the pairs j != j'."""
   j = values.shape[-1]
@@ -39,10 +47,11 @@ def _off_diagonal_mean(values: jax.Array) -> jax.Array:
 
 
 def contrastive_hinge(learners: jax.Array, margin: float = HINGE_MARGIN) -> jax.Array:
-  """The public code's diversity loss: learners `[B, J, d]` -> scalar, the mean over images and
-  pairs j != j' of `max(margin - ||a_j - a_j'||, 0)^2 / 2` on L2-normalised `a`."""
+  """The public code's diversity loss (before its loss weight): learners `[B, J, d]` -> scalar
+  `sum_{j < j'} mean_n max(margin - ||a_j - a_j'||, 0)^2 / 2` on L2-normalised `a` (one Caffe
+  ContrastiveLoss with similarity 0 per pair)."""
   distance = jnp.sqrt(jnp.maximum(_pairwise_squared_distance(_unit(learners.astype(jnp.float32))), 1e-12))
-  return _off_diagonal_mean(jnp.square(jnp.maximum(margin - distance, 0.0)) / 2)
+  return _upper_pairs_sum(jnp.square(jnp.maximum(margin - distance, 0.0)) / 2)
 
 
 def mean_learner_similarity(learners: jax.Array) -> jax.Array:

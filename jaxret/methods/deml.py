@@ -7,7 +7,10 @@ of J channel-attention (CA) sub-learners of `d / (I J)` dims (Eq. 1):
 - FNet (the backbone up to `deml.split`) encodes `x^i` into `U`; J CAMs (Sec. 3.2) reweight its
   channels, `cap_j = U * sigmoid(W2_j relu(W1_j GAP(U)))` with W1: C -> 64, W2: 64 -> C, no bias;
 - GNet (the rest of the backbone, shared by the J branches: one batch of J B maps) and global
-  average pooling feed J linear learners `CA_(i,j)` (one einsum with a `[J, C, d/(IJ)]` kernel);
+  average pooling feed J linear learners `CA_(i,j)`; by default (`deml.tied_learners`) they share
+  one kernel `[C, d/(IJ)]` without bias, the "shared embedding layers" of Sec. 3.2 and the public
+  code's tied `param { name: "w" }`, so the CAMs are all that tells them apart (the remark after
+  Eq. 4); `tied_learners=False`: J kernels `[J, C, d/(IJ)]` and biases (one einsum);
 - the object attention of scale i is the random walk (Eqs. 2-3, `jaxret.ops.random_walk`) on
   GNet's `deml.attention_layers` (the paper: inception4e and 5b; here res4 and res5), resized to
   the image and averaged over the layers and the J branches.
@@ -23,21 +26,31 @@ Losses: binomial deviance per CA learner, averaged over learners (Eq. 5); activa
   170, L_adv 1e3 -> 7e5, the metric loss stuck at 35, every image mapped to one direction).
   `adversary_input = "unit"` feeds F the L2-normalised learners (the form the test embedding
   and the metric loss use), which bounds the game;
-- `"hinge"` (the public Caffe code): `hinge_weight` x the contrastive hinge pushing the J
-  L2-normalised learner outputs of an image at least `hinge_margin` apart;
+- `"hinge"` (the public Caffe code): the contrastive hinge pushing the J L2-normalised learner
+  outputs of an image at least `hinge_margin` apart, one loss per pair j < j' at `hinge_weight`
+  each (summed over the J (J - 1) / 2 pairs, as the code's one ContrastiveLoss layer per pair);
 - `"none"`: no diversity term (Table 4's "without L_adv").
 The test embedding is the concatenation of the I J L2-normalised learners.
 
 The backbone is one module ("backbone", filled by `config.init_weights`) shared by the scales:
-the paper's FNet^i / GNet^i notation suggests one copy per scale, which would also need one
-set of ImageNet weights per scale. The split at `deml.split` = "res3" runs the OAM on the
-stride-16 and stride-32 maps (res4, res5), as on GoogLeNet's inception4e / 5b; the CAMs then act
-at stride 8 where the paper's (after pool3) act at stride 16 (splitting after res4 would leave
-GNet a single stage for the OAM's two layers).
+the paper's FNet^i / GNet^i notation suggests one copy per scale (the public Caffe code has one,
+`conv1/7x7_s2`, `conv1/7x7_s2_`, ... without shared `param` names), which would also need one set
+of ImageNet weights per scale. Its BatchNorm statistics are per scale (`deml.per_scale_batch_stats`,
+default): the full images and the zoomed crops have different statistics, and one shared running
+average would normalise every scale at test time with a blend of them (the paper's GoogLeNet-V1
+has no BatchNorm, so the question does not arise there). Scale 1 uses `batch_stats["backbone"]`,
+scale i > 1 `batch_stats[f"backbone_zoom{i - 1}"]` (same layout, `after_pretrained_backbone` copies
+the ImageNet statistics into it); the parameters are the same arrays for every scale, not copies.
+Within a scale, the J CAM branches share GNet's statistics (one batch of J B maps). The split at
+`deml.split` = "res3" runs the OAM on the stride-16 and stride-32 maps (res4, res5), as on
+GoogLeNet's inception4e / 5b; the CAMs then act at stride 8 where the paper's (after pool3) act
+at stride 16 (splitting after res4 would leave GNet a single stage for the OAM's two layers).
 
 Batches: P x K identity sampling (`config.data.classes_per_batch`) so that every image has
 positives. Learners train at 10x the learning rate through `config.optimizer.lr_multipliers`.
 """
+import functools
+
 import chex
 import flax.linen as nn
 import jax
@@ -77,18 +90,29 @@ class ChannelAttention(nn.Module):
 
 
 class Learners(nn.Module):
-  """J linear learners as one einsum: pooled features `[J, B, C]` -> `[B, J, features]`; the
-  kernel `[J, C, features]` holds `w_ij^T` of Eq. 6."""
+  """J linear learners as one einsum: pooled features `[J, B, C]` -> `[B, J, features]`.
+
+  `tied` (default; the paper's "shared embedding layers" of Sec. 3.2 and the public code, whose J
+  InnerProduct layers of a scale share one `param { name: "w" }` with `bias_term: false`): one
+  kernel `[C, features]` = `w_i^T` for the J learners of the scale, no bias, so that the CAMs are
+  the only parts that differ between them (the remark after Eq. 4). Untied: J kernels
+  `[J, C, features]` and biases `[J, features]`.
+  """
   features: int
+  tied: bool = True
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     j, _, c = x.shape
+    x = x.astype(self.dtype)
+    if self.tied:
+      kernel = self.param("kernel", nn.initializers.lecun_normal(), (c, self.features))
+      return jnp.einsum("jbc,cd->bjd", x, kernel.astype(self.dtype))
     init = nn.initializers.lecun_normal(in_axis=1, out_axis=2, batch_axis=0)
     kernel = self.param("kernel", init, (j, c, self.features))
     bias = self.param("bias", nn.initializers.zeros, (j, self.features))
-    return jnp.einsum("jbc,jcd->bjd", x.astype(self.dtype), kernel.astype(self.dtype)) + bias.astype(self.dtype)
+    return jnp.einsum("jbc,jcd->bjd", x, kernel.astype(self.dtype)) + bias.astype(self.dtype)
 
 
 class Adversary(nn.Module):
@@ -109,6 +133,8 @@ class Model(nn.Module):
   num_scales: int
   num_branches: int
   learner_dim: int
+  tied_learners: bool = True
+  per_scale_batch_stats: bool = True
   split: str = "res3"
   attention_layers: tuple[str, ...] = ("res4", "res5")
   walk_steps: int = 10
@@ -133,12 +159,16 @@ class Model(nn.Module):
     x = images
     learners, attentions, boxes, adversaries = [], [], [], []
     for i in range(self.num_scales):  # sequential: each scale's input is cropped by the previous one
-      u = backbone(x, train=train, stop=self.split)[self.split]  # FNet^i
+      net = functools.partial(backbone, train=train)
+      if i > 0 and self.per_scale_batch_stats:  # scale i's own statistics, the backbone's parameters
+        stats = self.variable("batch_stats", f"backbone_zoom{i}", lambda: backbone.variables["batch_stats"])
+        net = functools.partial(_with_batch_stats, backbone, stats, train, not self.is_initializing())
+      u = net(x, stop=self.split)[self.split]  # FNet^i
       caps = ChannelAttention(self.num_branches, self.cam_hidden, self.dtype, name=f"cam_{i}")(u)
       caps = caps.reshape(self.num_branches * b, *u.shape[1:])
-      maps = backbone(caps, train=train, start=gnet_start)  # GNet^i, one batch for the J branches
+      maps = net(caps, start=gnet_start)  # GNet^i, one batch for the J branches
       pooled = jnp.mean(maps["res5"], axis=(1, 2)).reshape(self.num_branches, b, -1)
-      ca = Learners(self.learner_dim, self.dtype, name=f"learners_{i}")(pooled).astype(jnp.float32)
+      ca = Learners(self.learner_dim, self.tied_learners, self.dtype, name=f"learners_{i}")(pooled).astype(jnp.float32)
       learners.append(ca)
       if self.adversary == "grl":
         unit = ca / jnp.maximum(jnp.linalg.norm(ca, axis=-1, keepdims=True), 1e-12)
@@ -158,6 +188,22 @@ class Model(nn.Module):
     if adversaries:
       outputs["adversary"] = jnp.stack(adversaries, axis=1)
     return {k: v.astype(jnp.float32) for k, v in outputs.items()}
+
+
+def _with_batch_stats(backbone: nn.Module, stats, train: bool, update: bool, x: jax.Array, **stages) -> dict:
+  """`backbone(x, train=train, **stages)` with the backbone's parameters but the BatchNorm
+  statistics in the variable `stats` (the backbone's `batch_stats` layout), which training
+  updates (when `update`: not at init)."""
+  variables = {"params": backbone.variables["params"], "batch_stats": stats.value}
+  # A Flax module keeps its parameters and statistics in one scope; other statistics for the same
+  # parameters: apply an unbound clone to them (the parameter arrays are passed, not copied).
+  bare = backbone.clone(parent=None)
+  if not train:
+    return bare.apply(variables, x, train=False, **stages)
+  out, updates = bare.apply(variables, x, train=True, mutable=["batch_stats"], **stages)
+  if update:
+    stats.value = updates["batch_stats"]
+  return out
 
 
 def make_model(config: ml_collections.ConfigDict) -> Model:
@@ -184,7 +230,8 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
     raise ValueError(f"config.embedding_dim={config.embedding_dim}: expected at least I x J = "
                      f"{deml.num_scales * deml.num_branches} (one dimension per learner)")
   return Model(backbone=config.backbone, backbone_width=config.backbone_width, num_scales=deml.num_scales,
-               num_branches=deml.num_branches, learner_dim=learner_dim, split=deml.split,
+               num_branches=deml.num_branches, learner_dim=learner_dim, tied_learners=deml.tied_learners,
+               per_scale_batch_stats=deml.per_scale_batch_stats, split=deml.split,
                attention_layers=tuple(deml.attention_layers), walk_steps=deml.walk_steps,
                cam_hidden=deml.cam_hidden, adversary=deml.adversary, adversary_dim=deml.adversary_dim,
                adversary_input=deml.adversary_input,
@@ -196,9 +243,23 @@ def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: 
   return variables["params"], {"batch_stats": variables["batch_stats"]}
 
 
-def learner_kernels(params, num_scales: int) -> jax.Array:
-  """The learners' kernels of all scales: `[I J, C, d]` (scale-major, as the embedding)."""
-  return jnp.concatenate([params[f"learners_{i}"]["kernel"] for i in range(num_scales)], axis=0)
+def after_pretrained_backbone(params, method_state, config: ml_collections.ConfigDict):
+  """After `config.init_weights` filled the backbone: every scale's BatchNorm statistics
+  (`batch_stats["backbone_zoom{i}"]`) start from the loaded ones."""
+  del config
+  stats = method_state["batch_stats"]
+  zoom = {name: stats["backbone"] for name in stats if name.startswith("backbone_zoom")}
+  return params, {**method_state, "batch_stats": {**stats, **zoom}}
+
+
+def learner_kernels(params, num_scales: int, num_branches: int) -> jax.Array:
+  """The kernel `w_ij^T` of every learner: `[I J, C, d]` (scale-major, as the embedding); a tied
+  scale's one kernel `[C, d]` stands for each of its J learners (Eq. 6 sums over i and j)."""
+  kernels = []
+  for i in range(num_scales):
+    kernel = params[f"learners_{i}"]["kernel"]
+    kernels.append(jnp.broadcast_to(kernel, (num_branches, *kernel.shape)) if kernel.ndim == 2 else kernel)
+  return jnp.concatenate(kernels, axis=0)
 
 
 def metric_loss(learners: jax.Array, labels: jax.Array, deml: ml_collections.ConfigDict) -> jax.Array:
@@ -219,7 +280,7 @@ def total_loss(outputs: dict, params, labels: jax.Array, config: ml_collections.
   flat = learners.reshape(b, num_scales * num_branches, d)
   loss_metric = metric_loss(flat, labels, deml)
   loss_decay = activation_decay(flat, deml.lambda1)
-  loss_ntri = orthonormality_penalty(learner_kernels(params, num_scales), deml.lambda2)
+  loss_ntri = orthonormality_penalty(learner_kernels(params, num_scales, num_branches), deml.lambda2)
   loss_diversity = jnp.zeros((), jnp.float32)
   metrics = {}
   if num_branches > 1:

@@ -1,24 +1,29 @@
 """Crop around the attended region and zoom back to a fixed size (DeML Sec. 3, the operation
-between scales in Fig. 2), as the public code does it: the attention map is normalised to
-[0, 1], thresholded at its mean, the box of the pixels above the threshold is made square, and
-that square is cropped and resized (bilinear) to the output size.
+between scales in Fig. 2), as the public code's ProposalCrop layer does it: the attention map is
+normalised to [0, 1], thresholded at its mean, the bounding box (x, y, w, h) of the region above
+the threshold is made square with OpenCV's rounding (side round((w + h) / 2), moved by
+round((w - h) / 4) and round((h - w) / 4) so that its centre stays), intersected with the image
+(so a box at an edge comes out cut, not square), and cropped and resized (bilinear) to the output
+size.
 
 The public code keeps only the largest connected region above the threshold; connected
 components have no fixed-shape jit form, so jaxret boxes every pixel above the mean (the same
-box when the attended region is one blob). The box carries no gradient (`stop_gradient`): the
-crop is a non-differentiable choice of input, as in the paper's code.
+box when the attended region is one blob), and it thresholds with >= where OpenCV's binary
+threshold is strict (a constant map then boxes the whole image instead of nothing). The box
+carries no gradient (`stop_gradient`): the crop is a non-differentiable choice of input, as in
+the paper's code.
 """
 import jax
 import jax.numpy as jnp
 
 
 def attention_box(attention: jax.Array) -> jax.Array:
-  """The square box around the above-mean pixels of each map: `[B, H, W]` -> float32
-  `[B, 4]` (top, left, bottom, right) in pixel units, bottom/right exclusive.
+  """The public code's squared box around the above-mean pixels of each map: `[B, H, W]` ->
+  float32 `[B, 4]` (top, left, bottom, right) in pixel units, bottom/right exclusive.
 
-  The box of the above-mean pixels (all pixels of a constant map) is grown to a square of side
-  max(height, width) about its centre, shifted to lie inside the image, and clipped to the
-  image when the side exceeds it.
+  The box of the above-mean pixels (all pixels of a constant map), of height h and width w, becomes
+  the square of side round((h + w) / 2) about its centre (OpenCV's cvRound: halves to even, as
+  jnp.round), intersected with the image.
   """
   attention = jax.lax.stop_gradient(attention.astype(jnp.float32))
   b, h, w = attention.shape
@@ -35,16 +40,12 @@ def attention_box(attention: jax.Array) -> jax.Array:
 
   top, bottom = extent(jnp.any(above, axis=2), h)
   left, right = extent(jnp.any(above, axis=1), w)
-  side = jnp.maximum(bottom - top, right - left)
-
-  def square(start: jax.Array, stop: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
-    length = jnp.minimum(side, size)
-    start = jnp.clip((start + stop) / 2 - length / 2, 0, size - length)
-    return start, start + length
-
-  top, bottom = square(top, bottom, h)
-  left, right = square(left, right, w)
-  return jnp.stack([top, left, bottom, right], axis=1)
+  height, width = bottom - top, right - left
+  side = jnp.round((height + width) / 2)
+  top = top + jnp.round((height - width) / 4)
+  left = left + jnp.round((width - height) / 4)
+  return jnp.stack([jnp.clip(top, 0, h), jnp.clip(left, 0, w), jnp.clip(top + side, 0, h),
+                    jnp.clip(left + side, 0, w)], axis=1)
 
 
 def _sampling_matrix(start: jax.Array, stop: jax.Array, in_size: int, out_size: int) -> jax.Array:

@@ -16,11 +16,13 @@ def test_adversary_discrepancy_sums_ordered_pairs():
   np.testing.assert_allclose(learner_diversity.adversary_discrepancy(jnp.asarray(f, jnp.float32)), want, rtol=1e-5)
 
 
-def test_contrastive_hinge_and_similarity():
+def test_contrastive_hinge_sums_one_caffe_loss_per_pair_and_similarity():
   x = np.random.default_rng(1).normal(size=(3, 4, 5))
   u = _unit(x)
   pairs = [(n, j, k) for n in range(3) for j in range(4) for k in range(4) if j != k]
-  hinge = np.mean([max(2.0 - np.linalg.norm(u[n, j] - u[n, k]), 0) ** 2 / 2 for n, j, k in pairs])
+  # The public code: one ContrastiveLoss layer (mean over the batch of max(m - d, 0)^2 / 2) per pair j < k.
+  hinge = sum(np.mean([max(2.0 - np.linalg.norm(u[n, j] - u[n, k]), 0) ** 2 / 2 for n in range(3)])
+              for j in range(4) for k in range(j + 1, 4))
   sim = np.mean([u[n, j] @ u[n, k] for n, j, k in pairs])
   np.testing.assert_allclose(learner_diversity.contrastive_hinge(jnp.asarray(x, jnp.float32)), hinge, rtol=1e-5)
   np.testing.assert_allclose(learner_diversity.mean_learner_similarity(jnp.asarray(x, jnp.float32)), sim, rtol=1e-5)

@@ -37,18 +37,19 @@ def _images():
 
 @pytest.fixture(scope="module")
 def model():
-  """(config, params, state, loss, metrics, grads, train outputs, eval outputs), one compile."""
+  """(config, params, state, loss, metrics, grads, train outputs, eval outputs, new state), one compile."""
   config = _config()
   batch = {"image": _images(), "label": jnp.asarray(LABELS)}
   params, state = jax.jit(lambda: deml.init_state(jax.random.key(0, impl="rbg"), config, batch))()
   net = deml.make_model(config)
 
   def run(params, state, batch):
-    (loss, (metrics, _)), grads = jax.value_and_grad(deml.loss_fn, has_aux=True)(params, state, batch, None, config)
+    (loss, (metrics, new_state)), grads = jax.value_and_grad(deml.loss_fn, has_aux=True)(
+        params, state, batch, None, config)
     train_out = net.apply({"params": params, **state}, batch["image"], train=True, mutable=["batch_stats"])[0]
     eval_out = net.apply({"params": params, **state}, batch["image"], train=False)
     eval_out["embed_fn"] = deml.embed_fn(params, state, batch["image"], config)
-    return loss, metrics, grads, train_out, eval_out
+    return loss, metrics, grads, train_out, eval_out, new_state
 
   return (config, params, state, *jax.tree.map(np.asarray, jax.jit(run)(params, state, batch)))
 
@@ -72,20 +73,66 @@ def test_channel_attention_is_the_cam_equation():
     np.testing.assert_allclose(caps[j], u * weights[:, None, None, :], rtol=1e-5, atol=1e-6)
 
 
+def test_learners_of_a_scale_share_one_kernel_without_bias(model):
+  """Sec. 3.2's shared embedding layer (the public code's `param { name: "w" }`, no bias): the J
+  learners differ only through their inputs (the CAMs); `tied_learners=False` gives J kernels + biases."""
+  pooled = np.random.default_rng(2).normal(size=(3, 2, 5)).astype(np.float32)  # [J, B, C]
+  for tied in (True, False):
+    variables, out = jax.jit(lambda x, tied=tied: deml.Learners(4, tied).init_with_output(jax.random.key(0), x)[::-1])(
+        pooled)
+    params = jax.tree.map(np.asarray, variables["params"])
+    assert {k: v.shape for k, v in params.items()} == (
+        {"kernel": (5, 4)} if tied else {"kernel": (3, 5, 4), "bias": (3, 4)})
+    for j in range(3):
+      want = pooled[j] @ params["kernel"] if tied else pooled[j] @ params["kernel"][j] + params["bias"][j]
+      np.testing.assert_allclose(out[:, j], want, rtol=1e-5, atol=1e-6)
+  config, params, *_ = model  # the default: res5 channels (32 at width 1/16) -> d = 4, per scale
+  assert config.deml.tied_learners
+  assert {i: {k: v.shape for k, v in params[f"learners_{i}"].items()} for i in range(2)} == {
+      0: {"kernel": (32, 4)}, 1: {"kernel": (32, 4)}}
+
+
 def test_outputs_embedding_and_crops(model):
-  config, params, state, _, _, _, train_out, eval_out = model
+  config, params, state, _, _, _, train_out, eval_out, _ = model
   shapes = {k: v.shape for k, v in eval_out.items() if k != "embed_fn"}
   assert shapes == {"embedding": (6, 16), "learners": (6, 2, 2, 4), "attention": (6, 1, 64, 64),
                     "boxes": (6, 1, 4), "adversary": (6, 2, 2, 8)}
   # The test embedding: the I J learners, each L2-normalised, concatenated (scale-major).
   np.testing.assert_allclose(eval_out["embedding"], _unit(eval_out["learners"]).reshape(6, 16), rtol=1e-5)
   np.testing.assert_allclose(eval_out["embed_fn"], eval_out["embedding"], atol=1e-5)
-  # Scale 2's input is the square crop around scale 1's above-mean attention.
+  # Scale 2's input is the crop around scale 1's above-mean attention (squared as the public code).
   for out in (train_out, eval_out):
     np.testing.assert_allclose(out["boxes"][:, 0], crop_zoom.attention_box(jnp.asarray(out["attention"][:, 0])))
-    sides = out["boxes"][:, 0, 2:] - out["boxes"][:, 0, :2]
-    np.testing.assert_array_equal(sides[:, 0], sides[:, 1])
   assert np.all(train_out["attention"] >= 0) and np.ptp(train_out["attention"]) > 0
+
+
+def test_each_scale_has_its_own_batchnorm_statistics(model):
+  """Full images and zoomed crops are normalised with statistics of their own: a training step moves
+  scale 1's (`batch_stats["backbone"]`) by the full images only and scale 2's
+  (`batch_stats["backbone_zoom1"]`, same layout) by the crops; parameters are not copied."""
+  from jaxret.backbones import get_backbone
+  config, params, state, _, _, _, train_out, _, new_state = model
+  assert set(new_state["batch_stats"]) == {"backbone", "backbone_zoom1"} and "backbone_zoom1" not in params
+  assert jax.tree.structure(new_state["batch_stats"]["backbone"]) == jax.tree.structure(
+      new_state["batch_stats"]["backbone_zoom1"])
+  backbone = get_backbone(config.backbone, width_multiplier=config.backbone_width)
+  crops = crop_zoom.crop_and_zoom(_images(), jnp.asarray(train_out["boxes"][:, 0]), (64, 64))
+  for name, inputs in (("backbone", _images()), ("backbone_zoom1", crops)):
+    variables = {"params": params["backbone"], "batch_stats": state["batch_stats"][name]}
+    _, want = jax.jit(lambda v, x: backbone.apply(v, x, train=True, stop="res3", mutable=["batch_stats"]))(
+        variables, inputs)
+    fnet = [k for k in want["batch_stats"] if k == "bn1" or k.startswith(("layer1_", "layer2_"))]
+    assert fnet
+    for layer in fnet:  # FNet's BatchNorms: one update, by this scale's inputs
+      jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+                   new_state["batch_stats"][name][layer], jax.tree.map(np.asarray, want["batch_stats"][layer]))
+  # ImageNet statistics (config.init_weights) reach every scale; shared statistics stay an option.
+  loaded = {**state["batch_stats"], "backbone": jax.tree.map(lambda v: v + 1.0, state["batch_stats"]["backbone"])}
+  _, hooked = deml.after_pretrained_backbone(params, {"batch_stats": loaded}, config)
+  jax.tree.map(np.testing.assert_array_equal, hooked["batch_stats"]["backbone_zoom1"], loaded["backbone"])
+  batch = {"image": _images()}
+  _, shared = jax.eval_shape(lambda: deml.init_state(jax.random.key(0), _config(per_scale_batch_stats=False), batch))
+  assert set(shared["batch_stats"]) == {"backbone"}
 
 
 def _binomial_deviance(x, labels, alpha=2.0, beta=0.5, costs=(1.0, 35.0)):
@@ -111,7 +158,7 @@ def _expected_loss(out, params, config, adversary):
   ntri = 0.0
   for i in range(num_i):
     for j in range(num_j):
-      w = np.asarray(params[f"learners_{i}"]["kernel"][j], np.float64).T  # w_ij [d, d1]
+      w = np.asarray(params[f"learners_{i}"]["kernel"], np.float64).T  # w_ij = w_i [d, d1]: tied
       a = w @ w.T - np.eye(w.shape[0])
       ntri += 0.25 * np.trace(a * a)
   diversity = 0.0
@@ -121,15 +168,15 @@ def _expected_loss(out, params, config, adversary):
         if adversary == "grl":
           f = out["adversary"][:, i].astype(np.float64)
           diversity += np.mean(np.sum((f[:, j] - f[:, k]) ** 2, axis=-1))
-        elif adversary == "hinge" and j != k:
+        elif adversary == "hinge" and j < k:  # the public code: one ContrastiveLoss at weight 0.2 per pair
           distance = np.linalg.norm(_unit(learners[:, i, j]) - _unit(learners[:, i, k]), axis=-1)
-          diversity += 0.2 * np.mean(np.maximum(2.0 - distance, 0) ** 2 / 2) / (num_j * (num_j - 1))
+          diversity += 0.2 * np.mean(np.maximum(2.0 - distance, 0) ** 2 / 2)
   return metric + decay + ntri + diversity, metric, decay, ntri
 
 
 @pytest.mark.parametrize("adversary", ["grl", "hinge", "none"])
 def test_total_loss_is_eqs_4_to_6(model, adversary):
-  config, params, _, loss, metrics, _, train_out, _ = model
+  config, params, _, loss, metrics, _, train_out, _, _ = model
   if adversary == "grl":  # the compiled loss_fn of the fixture
     got, got_metrics = loss, metrics
   else:
@@ -144,8 +191,20 @@ def test_total_loss_is_eqs_4_to_6(model, adversary):
   np.testing.assert_allclose(got_metrics["learner_similarity"], cos.mean(), rtol=1e-4, atol=1e-6)
 
 
+def test_hinge_sums_the_public_codes_pair_losses_at_weight_0_2():
+  """J = 3: three ContrastiveLoss layers of weight 0.2 each (an average over the pairs would be a third)."""
+  config = _config(adversary="hinge", num_scales=1, num_branches=3)
+  learners = np.random.default_rng(3).normal(size=(6, 1, 3, 4)).astype(np.float32)
+  params = {"learners_0": {"kernel": np.zeros((8, 4), np.float32)}}
+  _, metrics = jax.jit(lambda o, p: deml.total_loss(o, p, jnp.asarray(LABELS), config))({"learners": learners}, params)
+  u = _unit(learners[:, 0].astype(np.float64))
+  want = sum(0.2 * np.mean(np.maximum(2.0 - np.linalg.norm(u[:, j] - u[:, k], axis=-1), 0) ** 2 / 2)
+             for j in range(3) for k in range(j + 1, 3))
+  np.testing.assert_allclose(metrics["loss_diversity"], want, rtol=1e-5)
+
+
 def test_gradients_reach_every_module_and_the_adversary_plays_against_the_rest(model):
-  config, params, state, _, metrics, grads, _, _ = model
+  config, params, state, _, metrics, grads, _, _, _ = model
   for name in ("cam_0", "cam_1", "learners_0", "learners_1", "adversary_0", "adversary_1"):
     for path, leaf in jax.tree_util.tree_flatten_with_path(grads[name])[0]:
       if name.startswith("adversary") and jax.tree_util.keystr(path) == "['out']['bias']":
@@ -167,7 +226,7 @@ def test_learners_train_at_ten_times_the_learning_rate(model):
   from jaxret.train import optimizer
   config, params, *_ = model
   groups = optimizer.param_groups(params, config.optimizer.lr_multipliers)
-  assert groups["learners_0"]["kernel"] == "0" and groups["learners_1"]["bias"] == "0"
+  assert groups["learners_0"]["kernel"] == "0" and groups["learners_1"]["kernel"] == "0"
   assert groups["cam_0"]["squeeze"] == "default" and groups["backbone"]["conv1"]["kernel"] == "default"
   assert config.optimizer.lr_multipliers == (("^learners_", 10.0),)
 
