@@ -1,5 +1,6 @@
 """A2-Net in PyTorch (jaxret/methods/a2net.py): attention guidance and transform networks on res5,
-tied encoder `V' = tanh(W x)`, and Eq. 13 against the database codes (+ ADSH's gamma term), / (n m).
+tied encoder `V' = tanh(W x)`, and Eq. 13 against the database codes (+ ADSH's gamma term, also
+weighed by beta), / (n m).
 
 Same parameters as jaxret: `attention_kernel` [C_T, C] / `attention_bias`, `transform_local` and
 `transform_global` (`project_kernel` [C_T, D], `project_bias`, `conv{i}` 3x3 convs), `encoder`
@@ -120,8 +121,8 @@ class Model(nn.Module):
     similarity = torch.where(labels[:, None] == db_labels[None, :], 1.0, dissimilar)
     pair = (codes @ self.database_codes.T - self.bits * similarity) ** 2
     objective = objective + self.beta * torch.where(db_labels[None, :] >= 0, pair, 0.0).sum()
-    if self.gamma:
-      objective = objective + self.gamma * ((self.database_codes[index] - codes) ** 2).sum()
+    if self.gamma:  # beta weighs the quantisation term too (SEMICON's ADSH_Loss)
+      objective = objective + self.beta * self.gamma * ((self.database_codes[index] - codes) ** 2).sum()
     self._seen = (index, labels, codes.detach())
     return objective / (n * m)
 
