@@ -93,8 +93,8 @@ def train_dataset(
 
   Order: reshuffled every epoch; with `classes_per_batch` P > 0 the P x K identity sampling
   of `PKBatches` (K = global_batch / P); with `subset_size` > 0 the outer iterations of
-  `SubsetEpochs` (`subset_epochs` passes over each random subset of `subset_size` examples). `transform(image, rng)` augments each uint8 image,
-  seeded by its position in the stream. Labels are remapped to 0..len(train_classes)-1.
+  `SubsetEpochs` (`subset_epochs` passes over each random subset of `subset_size` examples).
+  `transform(image, rng)` augments each uint8 image, seeded by its position in the stream. Labels are remapped to 0..len(train_classes)-1.
   Yields dicts of numpy arrays: `image` float32 `[b, H, W, 3]`, `label` int32 `[b]`, plus the
   source's other numeric fields. The iterator is checkpointable (`get_state` / `set_state`).
   """

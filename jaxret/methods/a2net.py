@@ -262,7 +262,8 @@ def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collec
               "outputs": db["outputs"].at[index].set(jax.lax.stop_gradient(codes)),
               "in_query": db["in_query"].at[index].set(True)}
   metrics = {"reconstruction": reconstruction / n, "decorrelation": decorrelation / n,
-             "asymmetric": asymmetric / (n * m), "quantization": quantization / n, "bit_correlation": mean_abs_bit_correlation(codes),
+             "asymmetric": asymmetric / (n * m), "quantization": quantization / n,
+             "bit_correlation": mean_abs_bit_correlation(codes),
              "database_codes_assigned": jnp.mean(jnp.any(db["codes"] != 0, axis=1))}
   return loss, (metrics, {**method_state, **updates, "database": database})
 

@@ -238,8 +238,8 @@ class Model(nn.Module):
     """images `[B, H, W, 3]` -> float32 {"embedding": `[B, D]`, "logits": `[B, classes]` (L_add),
     "category_logits": `[B, classes]`, "attribute_logits": `[B, K, max_values]` (with attribute
     labels only), "attention": the K maps m_k `[B, K, H', W']` of Eq. 5 with `attention_norm`'s
-    logits (also in the ablations), "region_attention": the m_region used `[B, H', W']`, "attribute_weights": the s_attr used
-    `[B, K]`, "features": f_final `[B, d]`} (H' x W' the res5 map)."""
+    logits (also in the ablations), "region_attention": the m_region used `[B, H', W']`,
+    "attribute_weights": the s_attr used `[B, K]`, "features": f_final `[B, d]`} (H' x W' the res5 map)."""
     chex.assert_rank(images, 4)
     res5 = get_backbone(self.backbone, width_multiplier=self.backbone_width, dtype=self.dtype,
                         name="backbone")(images, train=train)["res5"]
