@@ -14,10 +14,12 @@ dataset=synthetic (default): the embedded creatures, a ResNet-18 at width 0.25 o
 views, k = 64, lambda = 0.1, batch 16, 600 steps (each step runs 16 x (1 + M) = 48 images through
 the backbone):
   python -m launch.train --config configs/vapnet.py --workdir /tmp/vapnet
-Scores Recall@K on the 100 held-out classes. Measured (2-core CPU shared with other jobs, seed 0):
-test Recall@1 / 2 / 4 / 8 = 0.104 / 0.166 / 0.255 / 0.374 (validation Recall@1 0.438), far below
-configs/baseline.py: from scratch the consistency term shrinks the features (training CE stays near
-ln(90) = 4.50, where the same run with lambda = 0 reaches 4.13 by step 125); see the note below.
+Scores Recall@K on the 100 held-out classes. Measured (2-core CPU shared with other jobs, seed 0,
+jax 0.10.2; BENCHMARKS.md "VAPNet on synthetic creatures"): test Recall@1 / 2 / 4 / 8 = 0.303 /
+0.426 / 0.568 / 0.714 (validation Recall@1 0.782), below configs/baseline.py's 0.590; with
+`--config.vapnet.view_statistics=shared` (views and images in one BatchNorm batch, as before issue
+18) 0.207 / 0.310 / 0.450 / 0.600. From scratch the consistency term shrinks the features (training
+CE stays near ln(90) = 4.50 through step 150); see the note below.
 
 dataset=cub | cars196 | aircraft: open-set retrieval, the first 100 / 98 / 50 classes train (10 of
 them carved out for validation), the rest scored by Recall@1/2/4/8, cosine:
