@@ -47,7 +47,7 @@ dataset=compcars: CompCars web-nature model classification (the paper's Table 3)
   python -m launch.train --config configs/a3m.py:dataset=compcars --config.data_dir ~/tfds \
       --config.init_weights=weights/resnet50.npz --workdir /tmp/a3m_compcars
 Paper, Table 3, accuracy (%): Baseline-1 91.8, Baseline-2 94.1, A3M 95.4.
-Baseline-1 for both: `configs/baseline.py:dataset=cub` with `--config.eval.protocol=classification`.
+Baseline-1 for both: `configs/baseline.py:dataset=cub_cls` / `dataset=compcars` (A3M's network and schedule).
 
 dataset=cub / cars196: zero-shot retrieval (CUB first 100 classes train, CARS196 first 98), no
 attribute labels: K latent attributes (28 for CUB, the public code's number of groups; 5 for

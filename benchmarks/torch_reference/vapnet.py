@@ -1,6 +1,7 @@
 """VAPNet in PyTorch (jaxret/methods/vapnet.py): the retrieval module (GAP [+ embedding FC] +
-classifier, CE `L_a`) and, in training, M local views per image through the same backbone call,
-RoIAlign of the image's map at the views' boxes, encoders T_L / T_G, and the KL consistency
+classifier, CE `L_a`) and, in training, M local views per image through the same backbone (with
+`view_statistics = "own"` as a BatchNorm batch of their own, tracked in the parameter-free
+`backbone_views`, jaxret's `batch_stats/backbone_views`; "shared": one call with the images), RoIAlign of the image's map at the views' boxes, encoders T_L / T_G, and the KL consistency
 against the mean encoders: `L_a + lambda L_c_hat` (Eq. 9; the variants of Table 1).
 
 Same parameters as jaxret (`embedding` when embedding_dim > 0, `classifier`, `encoder_local`,
@@ -8,6 +9,8 @@ Same parameters as jaxret (`embedding` when embedding_dim > 0, `classifier`, `en
 `E_t = (1 - a) E_{t-1} + a theta_t` (call it after `backward`, before `optimizer.step()`, for
 jaxret's theta_t = the parameters of the step's forward pass).
 """
+import copy
+
 import ml_collections
 import torch
 import torch.nn.functional as F
@@ -35,6 +38,12 @@ class Model(nn.Module):
     self.uses_views = v.variant != "aux_only"
     self.uses_mean_encoders = v.variant in ("full", "consistency_only")
     self.backbone = resnet(config.backbone, config.backbone_width)
+    self.backbone_views = None
+    if self.uses_views and v.view_statistics == "own":  # the backbone's BatchNorm buffers alone
+      self.backbone_views = copy.deepcopy(self.backbone)
+      for module in self.backbone_views.modules():
+        for name, _ in list(module.named_parameters(recurse=False)):
+          setattr(module, name, None)
     c5 = self.backbone.stage_channels()["res5"]
     self.embedding = nn.Linear(c5, config.embedding_dim) if config.embedding_dim else None
     self.classifier = nn.Linear(config.embedding_dim or c5, config.num_classes)
@@ -56,20 +65,25 @@ class Model(nn.Module):
     "local_features" g(F_L^i), "roi_features" g(F_G^i) [B, M, C], "attributes_local" A_L^i and
     "attributes_global" A_G^i [B, M, k]."""
     b, _, h, w = images.shape
-    inputs = images
-    if self.training and self.uses_views:
+    with_views = self.training and self.uses_views
+    if with_views:
       boxes = self.candidate_boxes[sample_patches(b, self.num_views, len(self.candidate_boxes), images.device)]
       views = crop_and_resize(images, boxes, (h, w))  # [B, M, 3, H, W]
       views = views.reshape(-1, *views.shape[2:]).contiguous(memory_format=torch.channels_last)
-      inputs = torch.cat([images, views])
-    res5 = self.backbone(inputs)["res5"]
-    feature_map = res5[:b]  # F
+    if with_views and self.backbone_views is None:  # "shared": one BatchNorm batch of B (1 + M)
+      res5 = self.backbone(torch.cat([images, views]))["res5"]
+      feature_map, view_maps = res5[:b], res5[b:]
+    else:
+      feature_map = self.backbone(images)["res5"]  # F
+      if with_views:  # the backbone's parameters, backbone_views' statistics (updated in place)
+        variables = {**dict(self.backbone.named_parameters()), **dict(self.backbone_views.named_buffers())}
+        view_maps = torch.func.functional_call(self.backbone, variables, (views,))["res5"]
     embedding = feature_map.mean(dim=(2, 3))
     if self.embedding is not None:
       embedding = self.embedding(embedding)
     outputs = {"embedding": embedding, "logits": self.classifier(embedding)}
-    if inputs is not images:
-      local = res5[b:].mean(dim=(2, 3)).reshape(b, self.num_views, -1)  # Eq. 1
+    if with_views:
+      local = view_maps.mean(dim=(2, 3)).reshape(b, self.num_views, -1)  # Eq. 1
       scale = (feature_map.shape[2] / h, feature_map.shape[3] / w)
       rois = roi_align(feature_map, boxes, (self.roi_size, self.roi_size), scale, self.sampling_ratio)
       outputs["local_features"], outputs["roi_features"] = local, rois.mean(dim=(3, 4))

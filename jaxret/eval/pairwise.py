@@ -5,8 +5,16 @@ All three are computed for a block of queries `[n, D]` against a block of galler
 are defined once, here.
 
 Scores: larger is nearer, and every metric is a score with exact ties where the math has them:
-- "cosine":    q.g / (max(|q|, 1e-12) * max(|g|, 1e-12)); the dot product is taken on the raw
-               vectors, so duplicates (and integer-valued vectors) tie exactly.
+- "cosine":    sign(q.g) sqrt((q.g)^2 / (|q|^2 |g|^2)), 0 for a zero vector, after scaling each
+               vector by a power of two (exact) to a largest |entry| in [0.5, 1), so that no norm
+               overflows. Each term is a sum of products of the entries, so where those are
+               exact (integer-valued vectors with (q.g)^2 and |q|^2 |g|^2 below 2^24, e.g. {-1, +1}
+               codes of up to 4096 bits) the score is the correctly rounded exact cosine: equal
+               cosines tie exactly, collinear vectors of different norms included (query [1, 1, 0]:
+               gallery [5, 5, 0] and [1, 1, 0] both score 1.0; q.g / (|q| |g|) gave 1.0 and
+               1.0000001). Duplicates tie for any floats; other float vectors of one direction agree
+               to rounding only (about 1e-7), as no float formula can make them tie. Normalising
+               first does not: it breaks the ties of {-1, +1} codes at equal Hamming distance.
 - "euclidean": -|q - g|^2 = -(|q|^2 + |g|^2 - 2 q.g), clamped to <= 0 (ranking by it is ranking
                by Euclidean distance).
 - "hamming":   -(Hamming distance) = (q.g - bits) / 2 for codes in {-1, +1}; exact integers.
@@ -30,20 +38,39 @@ def check_metric(metric: str) -> None:
     raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
 
 
+def _power_of_two_scaled(x: jax.Array) -> jax.Array:
+  """`x` `[n, D]` with each row times the power of two that puts its largest |entry| in [0.5, 1)
+  (exact; zero rows stay zero)."""
+  _, exponent = jnp.frexp(jnp.max(jnp.abs(x), axis=1, keepdims=True))
+  return jnp.ldexp(x, -exponent)
+
+
+def cosine(q: jax.Array, g: jax.Array) -> jax.Array:
+  """Cosine similarities `[n, m]` of `q` `[n, D]` and `g` `[m, D]` as `sign(d) sqrt(d^2 / (|q|^2 |g|^2))`,
+  d = q.g, on power-of-two scaled rows (see the module docstring for why this form); 0 for a zero vector."""
+  q, g = _power_of_two_scaled(q), _power_of_two_scaled(g)
+  dot = jnp.matmul(q, g.T, precision=jax.lax.Precision.HIGHEST)
+  norms = jnp.sum(q * q, axis=1)[:, None] * jnp.sum(g * g, axis=1)[None, :]
+  return jnp.sign(dot) * jnp.sqrt(dot * dot / jnp.maximum(norms, jnp.finfo(norms.dtype).tiny))
+
+
 def scores(q: jax.Array, g: jax.Array, metric: str) -> jax.Array:
   """Ranking scores `[n, m]` (larger is nearer) of queries `q` `[n, D]` against gallery `g` `[m, D]`."""
-  dot = jnp.matmul(q, g.T, precision=jax.lax.Precision.HIGHEST)
   if metric == "cosine":
-    q_norm = jnp.maximum(jnp.linalg.norm(q, axis=1), 1e-12)
-    g_norm = jnp.maximum(jnp.linalg.norm(g, axis=1), 1e-12)
-    s = dot / (q_norm[:, None] * g_norm[None, :])
-  elif metric == "euclidean":
+    return _positive_zero(cosine(q, g))
+  dot = jnp.matmul(q, g.T, precision=jax.lax.Precision.HIGHEST)
+  if metric == "euclidean":
     sq = jnp.sum(q * q, axis=1)[:, None] + jnp.sum(g * g, axis=1)[None, :] - 2.0 * dot
     s = -jnp.maximum(sq, 0.0)
   elif metric == "hamming":
     s = (dot - q.shape[1]) / 2.0
   else:
     raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
+  return _positive_zero(s)
+
+
+def _positive_zero(s: jax.Array) -> jax.Array:
+  """`s` with -0.0 as +0.0 (`lax.top_k` orders -0 < +0, so equal scores would not tie)."""
   return jnp.where(s == 0, 0.0, s)
 
 

@@ -4,9 +4,13 @@
   -> GAP `g(F)` -> embedding `E_R` (with `embedding_dim` > 0 an FC after the GAP, as
   configs/baseline.py; 0 is the paper's `E_R = g(F)`); a classifier on it gives `L_a` (Eq. 8, CE).
 - Attribute exploration (Sec. 3.2): M of the 340 grid patches (`jaxret.ops.local_views`) per image,
-  drawn with the step's rng, resized to the input size and passed through the same backbone in
-  the same call as the images (`B (1 + M)` inputs) -> `F_L^i` (Eq. 1);
-  `A_L^i = T_L(F_L^i) = W_L g(F_L^i) + b_L` (Eq. 2).
+  drawn with the step's rng, resized to the input size and passed through the same backbone (the
+  same parameters, which receive the gradients of both passes) -> `F_L^i` (Eq. 1);
+  `A_L^i = T_L(F_L^i) = W_L g(F_L^i) + b_L` (Eq. 2). The views are a BatchNorm batch of their own
+  (`B M` views) with running statistics of their own (`batch_stats/backbone_views`), so the images'
+  statistics (`batch_stats/backbone`), the only ones used at test time, are those of whole images
+  (issue 18). The paper does not say; `view_statistics = "shared"` is the one-batch alternative
+  (`B (1 + M)` inputs in one call and one set of statistics, two thirds of them magnified patches).
 - Attribute sampling (Sec. 3.3): RoIAlign (`jaxret.ops.roi_align`) of `F` at each patch's box
   -> `F_G^i`; `A_G^i = T_G(F_G^i) = W_G g(F_G^i) + b_G` (Eq. 3).
 - Mean encoders `E[T_L]`, `E[T_G]`: copies of the encoders' parameters in the method state,
@@ -28,7 +32,7 @@ the targets come from the trained encoders, and gradients reach the encoders thr
 Config (`config.vapnet`): `num_views` M (Table 4), `attribute_dim` k (Table 5), `ema_ratio` a
 (Table 6), `weight` lambda (Table 7), `grids` (the n of the n x n patch grids), `roi_size` and
 `sampling_ratio` of RoIAlign (the paper does not give them: Mask R-CNN's 7 x 7 bins of 2 x 2
-samples).
+samples), `view_statistics` ("own" | "shared", the views' BatchNorm batch and statistics).
 """
 import chex
 import flax.linen as nn
@@ -43,6 +47,7 @@ from jaxret.ops.local_views import crop_and_resize, grid_patch_boxes, sample_pat
 from jaxret.ops.roi_align import roi_align
 
 VARIANTS = ("full", "aux_only", "no_mean_encoders", "consistency_only")
+VIEW_STATISTICS = ("own", "shared")
 
 
 def encode(theta: dict, pooled: jax.Array) -> jax.Array:
@@ -67,6 +72,7 @@ class Model(nn.Module):
   attribute_dim: int
   roi_size: int = 7
   sampling_ratio: int = 2
+  view_statistics: str = "own"
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -78,13 +84,21 @@ class Model(nn.Module):
     `A_L^i` and "attributes_global" `A_G^i` `[B, M, k]` (float32)."""
     chex.assert_rank(images, 4)
     b = images.shape[0]
-    inputs = images
+    backbone = get_backbone(self.backbone, width_multiplier=self.backbone_width, dtype=self.dtype, name="backbone")
     if views is not None:
       chex.assert_rank(views, 5)
-      inputs = jnp.concatenate([images, views.reshape(-1, *views.shape[2:]).astype(images.dtype)])
-    res5 = get_backbone(self.backbone, width_multiplier=self.backbone_width, dtype=self.dtype,
-                        name="backbone")(inputs, train=train)["res5"]
-    feature_map = res5[:b]  # F
+      flat_views = views.reshape(-1, *views.shape[2:]).astype(images.dtype)
+    if views is not None and self.view_statistics == "shared":  # one BatchNorm batch of B (1 + M) inputs
+      res5 = backbone(jnp.concatenate([images, flat_views]), train=train)["res5"]
+      feature_map, view_maps = res5[:b], res5[b:]
+    else:
+      feature_map = backbone(images, train=train)["res5"]  # F
+      if views is not None:  # the backbone's parameters, the statistics of "backbone_views"
+        shared = backbone.variables["params"]
+        run = nn.map_variables(lambda module, x: module(x, train=train)["res5"], "params",
+                               trans_in_fn=lambda _: {"params": shared})
+        view_maps = run(get_backbone(self.backbone, width_multiplier=self.backbone_width, dtype=self.dtype,
+                                     name="backbone_views"), flat_views)
     embedding = jnp.mean(feature_map, axis=(1, 2))  # g(F)
     if self.embedding_dim:
       embedding = nn.Dense(self.embedding_dim, dtype=self.dtype, name="embedding")(embedding)
@@ -93,7 +107,7 @@ class Model(nn.Module):
     if views is not None:
       m = views.shape[1]
       chex.assert_shape(boxes, (b, m, 4))
-      outputs["local_features"] = jnp.mean(res5[b:], axis=(1, 2)).reshape(b, m, -1)  # g(F_L^i), Eq. 1
+      outputs["local_features"] = jnp.mean(view_maps, axis=(1, 2)).reshape(b, m, -1)  # g(F_L^i), Eq. 1
       scale = (feature_map.shape[1] / images.shape[1], feature_map.shape[2] / images.shape[2])
       f_global = roi_align(feature_map, boxes, (self.roi_size, self.roi_size), scale, self.sampling_ratio)
       outputs["roi_features"] = jnp.mean(f_global, axis=(2, 3))  # g(F_G^i)
@@ -127,12 +141,15 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
     raise ValueError(f"config.vapnet.ema_ratio={v.ema_ratio}: expected 0 <= a < 1 (Eq. 7)")
   if v.weight < 0:
     raise ValueError(f"config.vapnet.weight={v.weight}: expected lambda >= 0")
+  if v.view_statistics not in VIEW_STATISTICS:
+    raise ValueError(f"config.vapnet.view_statistics={v.view_statistics!r}: expected one of {VIEW_STATISTICS}")
   for key in ("roi_size", "sampling_ratio"):
     if v[key] < 1:
       raise ValueError(f"config.vapnet.{key}={v[key]}: expected an integer >= 1")
   return Model(backbone=config.backbone, backbone_width=config.backbone_width, num_classes=config.num_classes,
                embedding_dim=config.embedding_dim, attribute_dim=v.attribute_dim, roi_size=v.roi_size,
-               sampling_ratio=v.sampling_ratio, dtype=jnp.dtype(config.compute_dtype))
+               sampling_ratio=v.sampling_ratio, view_statistics=v.view_statistics,
+               dtype=jnp.dtype(config.compute_dtype))
 
 
 def local_views(rng: jax.Array, images: jax.Array, config: ml_collections.ConfigDict):
@@ -145,9 +162,9 @@ def local_views(rng: jax.Array, images: jax.Array, config: ml_collections.Config
 
 
 def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: dict):
-  """Parameters (backbone, embedding, classifier, encoders) and {"batch_stats", "mean_encoders":
-  {"local": E[T_L], "global": E[T_G]}} (the mean encoders only for variants that use them,
-  initialised to the encoders, Eq. 7)."""
+  """Parameters (backbone, embedding, classifier, encoders) and {"batch_stats" ("backbone" and, with
+  views and `view_statistics = "own"`, "backbone_views"), "mean_encoders": {"local": E[T_L], "global":
+  E[T_G]}} (the mean encoders only for variants that use them, initialised to the encoders, Eq. 7)."""
   images = jnp.asarray(sample_batch["image"][:1])
   model = make_model(config)
   if not uses_views(config):
@@ -159,6 +176,14 @@ def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: 
   if uses_mean_encoders(config):
     state["mean_encoders"] = {"local": params["encoder_local"], "global": params["encoder_global"]}
   return params, state
+
+
+def after_pretrained_backbone(params, method_state, config: ml_collections.ConfigDict):
+  """The views' statistics ("backbone_views") start from the pretrained backbone's, as the images' do."""
+  stats = method_state["batch_stats"]
+  if "backbone_views" not in stats:
+    return params, method_state
+  return params, {**method_state, "batch_stats": {**stats, "backbone_views": stats["backbone"]}}
 
 
 def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collections.ConfigDict):
@@ -194,6 +219,7 @@ def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collec
 
 
 def embed_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
-  """images `[B, H, W, 3]` -> `E_R` `[B, D]` (eval mode): the retrieval module alone, as the baseline."""
+  """images `[B, H, W, 3]` -> `E_R` `[B, D]` (eval mode, the images' statistics): the retrieval module
+  alone, as the baseline."""
   return make_model(config).apply({"params": params, "batch_stats": method_state["batch_stats"]}, images,
                                   train=False)["embedding"]
