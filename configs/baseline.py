@@ -5,10 +5,11 @@ Quick start (embedded synthetic data, about 3 minutes on a 2-core CPU):
 
 Arguments after the colon, comma-separated: `dataset=NAME` (default synthetic). Prints
 Recall@1/2/4/8 on the held-out classes (100 unseen synthetic classes) at the end; on this data
-expect Recall@1 0.590 (measured 2026-12-02, seed 0, jaxlib 0.10.2 with jaxret's CPU flags; a random
-embedding scores about 0.01). The run is deterministic on one machine and software stack, but a
-different XLA convolution path changes its rounding and so the run: 0.656 before
-`distributed.cpu_xla_flags` moved convolutions from YNNPACK to XNNPACK.
+expect Recall@1 0.766 (measured 2026-12-02, seed 0, jax / jaxlib 0.10.2 with jaxret's CPU flags,
+flax 0.12.8, optax 0.2.8, Pillow 13.0.0; a random embedding scores about 0.01). The run is
+deterministic on one machine and software stack, but not across stacks: an earlier install with
+the same jaxlib gave 0.590 for the same commit, and a different XLA convolution path changes its
+rounding too (0.656 before `distributed.cpu_xla_flags` moved convolutions to XNNPACK).
 
 Real images without a download (Fashion-MNIST from Debian's dataset-fashion-mnist package;
 classes 0-4 train, the test images of classes 5-9 are scored):
