@@ -72,7 +72,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   config.vapnet.roi_size = 7  # RoIAlign bins per side (Mask R-CNN's; not in the paper)
   config.vapnet.sampling_ratio = 2  # RoIAlign samples per bin and axis (Mask R-CNN's)
   # "own": the views are a BatchNorm batch of their own with their own running statistics, so the
-  # test-time statistics are the whole images' (issue 18); "shared": one batch with the images.
+  # test-time statistics are the whole images'; "shared": one batch with the images.
   config.vapnet.view_statistics = "own"
   config.embedding_dim = 0  # 0: E_R = GAP(F) (the paper); > 0: an FC to this size after the GAP
 

@@ -8,8 +8,8 @@
   same parameters, which receive the gradients of both passes) -> `F_L^i` (Eq. 1);
   `A_L^i = T_L(F_L^i) = W_L g(F_L^i) + b_L` (Eq. 2). The views are a BatchNorm batch of their own
   (`B M` views) with running statistics of their own (`batch_stats/backbone_views`), so the images'
-  statistics (`batch_stats/backbone`), the only ones used at test time, are those of whole images
-  (issue 18). The paper does not say; `view_statistics = "shared"` is the one-batch alternative
+  statistics (`batch_stats/backbone`), the only ones used at test time, are those of whole images.
+  The paper does not say; `view_statistics = "shared"` is the one-batch alternative
   (`B (1 + M)` inputs in one call and one set of statistics, two thirds of them magnified patches).
 - Attribute sampling (Sec. 3.3): RoIAlign (`jaxret.ops.roi_align`) of `F` at each patch's box
   -> `F_G^i`; `A_G^i = T_G(F_G^i) = W_G g(F_G^i) + b_G` (Eq. 3).
