@@ -1,5 +1,6 @@
-"""The matrix-product convolution equals lax.conv_general_dilated, values and gradients, and is used
-exactly where the map is smaller than the kernel or (on CPU) the kernel is 1 x 1."""
+"""The matrix-product and shifted-window depthwise convolutions equal lax.conv_general_dilated,
+values and gradients, and are used exactly where the map is smaller than the kernel, or (on CPU)
+the kernel is 1 x 1 or the conv is depthwise."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -34,6 +35,40 @@ def test_values_and_gradients_match_lax(shape, kernel, stride, padding):
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
   for g, h in zip(got_grads, want_grads):
     np.testing.assert_allclose(g, h, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape, stride, padding", [
+    ((2, 6, 5, 4), 1, ((1, 1), (1, 1))),    # MobileNetV2's 3 x 3 depthwise layer, odd width
+    ((2, 7, 6, 4), 2, ((1, 1), (1, 1))),    # its stride-2 layer, odd height
+    ((2, 5, 5, 4), (2, 1), ((0, 1), (2, 0))),  # uneven strides and padding
+])
+def test_depthwise_values_and_gradients_match_lax(shape, stride, padding):
+  strides = (stride, stride) if isinstance(stride, int) else stride
+  c = shape[-1]
+  x = jax.random.normal(jax.random.key(0), shape)
+  w = jax.random.normal(jax.random.key(1), (3, 3, 1, c))
+
+  def loss(conv, x, w):
+    y = conv(x, w, strides, padding, dimension_numbers=NHWC, feature_group_count=c)
+    return jnp.sum(jnp.sin(y)), y
+
+  (_, want), want_grads = jax.value_and_grad(lambda x, w: loss(lax.conv_general_dilated, x, w), (0, 1),
+                                             has_aux=True)(x, w)
+  (_, got), got_grads = jax.value_and_grad(lambda x, w: loss(matmul_conv.conv_general_dilated, x, w), (0, 1),
+                                           has_aux=True)(x, w)
+  assert got.shape == want.shape
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  for g, h in zip(got_grads, want_grads):
+    np.testing.assert_allclose(g, h, rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_convs_become_shifted_sums_and_grouped_ones_stay_convolutions():
+  depthwise = lambda x: matmul_conv.conv_general_dilated(x, jnp.ones((3, 3, 1, 4)), (1, 1), ((1, 1), (1, 1)),
+                                                         dimension_numbers=NHWC, feature_group_count=4)
+  assert jax.default_backend() == "cpu" and not _has_convolution(depthwise, jnp.ones((1, 5, 5, 4)))
+  grouped = lambda x: matmul_conv.conv_general_dilated(x, jnp.ones((3, 3, 2, 4)), (1, 1), ((1, 1), (1, 1)),
+                                                       dimension_numbers=NHWC, feature_group_count=2)
+  assert _has_convolution(grouped, jnp.ones((1, 5, 5, 4)))
 
 
 def _has_convolution(fn, *args) -> bool:
