@@ -1,10 +1,12 @@
-"""Baseline in PyTorch (jaxret/methods/baseline.py): backbone + GAP + embedding FC + classifier, cross-entropy."""
+"""Baseline in PyTorch (jaxret/methods/baseline.py): backbone (a ResNet or MobileNetV2) + GAP + embedding
+FC + classifier, cross-entropy."""
 import ml_collections
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from torch_reference.batch_keys import require
+from torch_reference.mobilenet_v2 import MobileNetV2
 from torch_reference.resnet import resnet
 
 
@@ -12,7 +14,10 @@ class Model(nn.Module):
 
   def __init__(self, config: ml_collections.ConfigDict):
     super().__init__()
-    self.backbone = resnet(config.backbone, config.backbone_width)
+    if config.backbone == "mobilenet_v2":
+      self.backbone = MobileNetV2(config.backbone_width)
+    else:
+      self.backbone = resnet(config.backbone, config.backbone_width)
     self.embedding = nn.Linear(self.backbone.stage_channels()["res5"], config.embedding_dim)
     self.classifier = nn.Linear(config.embedding_dim, config.num_classes)
 

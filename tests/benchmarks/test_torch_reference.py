@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 import torch_reference
 from torch_reference import a2net, a3m, deml, vapnet
 from torch_reference import crop_zoom as t_crop_zoom
+from torch_reference import mobilenet_v2 as t_mobilenet_v2
 from torch_reference import horizontal_pooling as t_pooling
 from torch_reference import local_views as t_local_views
 from torch_reference import random_walk as t_random_walk
@@ -235,6 +236,29 @@ def test_resnet_trunk_has_torchvision_names_and_computes_jaxret_stage_features(a
   assert sorted(actual) == sorted(expected) == ["res2", "res3", "res4", "res5"]
   for stage in actual:
     assert actual[stage].shape[2] == t_resnet.stage_size(33, stage)
+    np.testing.assert_allclose(actual[stage].permute(0, 2, 3, 1).numpy(), expected[stage], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("width", [0.5])
+def test_mobilenet_v2_trunk_has_torchvision_names_and_computes_jaxret_stage_features(width):
+  torch.manual_seed(0)
+  trunk = t_mobilenet_v2.MobileNetV2(width).eval()
+  with torch.no_grad():  # non-trivial BatchNorm statistics, so eval mode uses them
+    for m in trunk.modules():
+      if isinstance(m, nn.BatchNorm2d):
+        m.weight.uniform_(0.5, 1.5), m.bias.normal_(0.0, 0.1)
+        m.running_mean.normal_(0.0, 0.1), m.running_var.uniform_(0.5, 1.5)
+  images = np.random.default_rng(0).normal(size=(2, 33, 33, 3)).astype(np.float32)  # odd: floor formulas
+  backbone = get_backbone("mobilenet_v2", width_multiplier=width)
+  assert trunk.stage_channels() == backbone.stage_channels()
+  target = jax.eval_shape(lambda: backbone.init(jax.random.key(0), images, train=False))
+  state_dict = {k: v.numpy() for k, v in trunk.state_dict().items()}
+  variables = torchvision_to_flax(state_dict, target, "torch_reference.mobilenet_v2")  # raises on any mismatch
+  expected = jax.jit(lambda v, x: backbone.apply(v, x, train=False))(variables, images)
+  with torch.no_grad():
+    actual = trunk(torch_reference.to_torch({"image": images})["image"])
+  assert sorted(actual) == sorted(expected) == ["res2", "res3", "res4", "res5"]
+  for stage in actual:
     np.testing.assert_allclose(actual[stage].permute(0, 2, 3, 1).numpy(), expected[stage], rtol=1e-4, atol=1e-4)
 
 
