@@ -82,9 +82,10 @@ def scaled_scores(scores: jax.Array, feature_dim: int) -> jax.Array:
   return scores / jnp.sqrt(jnp.float32(feature_dim))
 
 
-def attribute_guided_attention(v: jax.Array, a: jax.Array) -> jax.Array:
-  """Eq. 5: `m_k = sigmoid(V^T a_k)`, one weight per region: V `[B, L, d]`, A `[B, K, d]` -> `[B, K, L]`."""
-  return jax.nn.sigmoid(region_scores(v, a))
+def attribute_guided_attention(scores: jax.Array) -> jax.Array:
+  """Eq. 5: `m_k = sigmoid(V^T a_k)`, one weight per region, from the scores `V^T a_k` `[B, K, L]`
+  (`region_scores`, conditioned by `attention_norm`) -> `[B, K, L]`."""
+  return jax.nn.sigmoid(scores)
 
 
 def merge_region_attention(m: jax.Array) -> jax.Array:
@@ -102,9 +103,10 @@ def attribute_scores(a: jax.Array, v_cat: jax.Array) -> jax.Array:
   return jnp.einsum("bkd,bd->bk", a, v_cat)
 
 
-def category_guided_attention(a: jax.Array, v_cat: jax.Array) -> jax.Array:
-  """Eq. 7: `s_attr = sigmoid(A^T v_cat)`, one weight per attribute: `[B, K, d]`, `[B, d]` -> `[B, K]`."""
-  return jax.nn.sigmoid(attribute_scores(a, v_cat))
+def category_guided_attention(scores: jax.Array) -> jax.Array:
+  """Eq. 7: `s_attr = sigmoid(A^T v_cat)`, one weight per attribute, from the scores `A^T v_cat`
+  `[B, K]` (`attribute_scores`, conditioned by `attention_norm`) -> `[B, K]`."""
+  return jax.nn.sigmoid(scores)
 
 
 def attribute_feature(a: jax.Array, s_attr: jax.Array) -> jax.Array:
@@ -263,7 +265,7 @@ class Model(nn.Module):
     elif self.attention_norm == "batchnorm":
       scores = RegionScoreNorm(name="region_attention_norm")(scores, train=train)
       attribute_logits = _batch_norm(train, jnp.float32, "attribute_attention_norm")(attribute_logits)
-    m = jax.nn.sigmoid(scores)  # Eq. 5
+    m = attribute_guided_attention(scores)
     if self.variant in ("baseline2", "att2"):
       m_region = jnp.full((b, h * w), EQUAL_WEIGHT, jnp.float32)
     elif self.attention_norm == "batchnorm":  # sigmoid(BN(mean_k V^T a_k)): the mean of the K logits
@@ -273,7 +275,7 @@ class Model(nn.Module):
     if self.variant in ("baseline2", "att1"):
       s_attr = jnp.full((b, self.num_attributes), EQUAL_WEIGHT, jnp.float32)
     else:
-      s_attr = jax.nn.sigmoid(attribute_logits)  # Eq. 7
+      s_attr = category_guided_attention(attribute_logits)
     self.sow("intermediates", "V", v)
     self.sow("intermediates", "A", a)
     f_final = region_feature(v, m_region) + attribute_feature(a, s_attr)

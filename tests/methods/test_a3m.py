@@ -76,7 +76,7 @@ V_CAT = V.mean(axis=1)
 
 def test_attention_equations_on_a_hand_computed_example():
   # Eq. 5: m_k[l] = sigmoid(v_l . a_k); a_1 scores the regions 1, -1, 0 and a_2 0.5, 2, 2.5.
-  m = np.asarray(a3m.attribute_guided_attention(jnp.asarray(V), jnp.asarray(A)))
+  m = np.asarray(a3m.attribute_guided_attention(a3m.region_scores(jnp.asarray(V), jnp.asarray(A))))
   np.testing.assert_allclose(m, _sigmoid(np.array([[[1.0, -1.0, 0.0], [0.5, 2.0, 2.5]]])), rtol=1e-6)
   m_region = np.asarray(a3m.merge_region_attention(jnp.asarray(m)))
   np.testing.assert_allclose(m_region, _sigmoid(np.array([[1.0, 2.0, 2.5]])), rtol=1e-6)
@@ -85,7 +85,7 @@ def test_attention_equations_on_a_hand_computed_example():
   want = (m_region[0, 0] * V[0, 0] + m_region[0, 1] * V[0, 1] + m_region[0, 2] * V[0, 2]) / 3
   np.testing.assert_allclose(f_region[0], want, rtol=1e-6)
   # Eq. 7: s_k = sigmoid(a_k . v_cat), v_cat = (2/3, 2/3): scores 0 and 5/3.
-  s = np.asarray(a3m.category_guided_attention(jnp.asarray(A), jnp.asarray(V_CAT)))
+  s = np.asarray(a3m.category_guided_attention(a3m.attribute_scores(jnp.asarray(A), jnp.asarray(V_CAT))))
   np.testing.assert_allclose(s, [[0.5, _sigmoid(5.0 / 3.0)]], rtol=1e-6)
   # Eq. 8: (1/K) sum_k s_k a_k.
   f_attr = np.asarray(a3m.attribute_feature(jnp.asarray(A), jnp.asarray(s)))
