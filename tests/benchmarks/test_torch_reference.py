@@ -216,49 +216,35 @@ def test_build_names_an_unknown_method():
     torch_reference.build(config)
 
 
-@pytest.mark.parametrize("arch", ["resnet50"])  # ResNet-18's BasicBlocks: the loss comparisons above
-def test_resnet_trunk_has_torchvision_names_and_computes_jaxret_stage_features(arch):
+# trunk -> (the PyTorch reference, width multiplier). ResNet-50 only: ResNet-18's BasicBlocks are
+# checked by the loss comparisons above.
+TRUNKS = {"resnet50": (lambda width: t_resnet.resnet("resnet50", width), 0.0625),
+          "mobilenet_v2": (t_mobilenet_v2.MobileNetV2, 0.5)}
+
+
+@pytest.mark.parametrize("arch", list(TRUNKS))
+def test_trunk_has_torchvision_names_and_computes_jaxret_stage_features(arch):
+  make_trunk, width = TRUNKS[arch]
   torch.manual_seed(0)
-  trunk = t_resnet.resnet(arch, 0.0625).eval()
+  trunk = make_trunk(width).eval()
   with torch.no_grad():  # non-trivial BatchNorm statistics, so eval mode uses them
     for m in trunk.modules():
       if isinstance(m, nn.BatchNorm2d):
         m.weight.uniform_(0.5, 1.5), m.bias.normal_(0.0, 0.1)
         m.running_mean.normal_(0.0, 0.1), m.running_var.uniform_(0.5, 1.5)
   images = np.random.default_rng(0).normal(size=(2, 33, 33, 3)).astype(np.float32)  # odd: floor formulas
-  backbone = get_backbone(arch, width_multiplier=0.0625)
-  target = jax.eval_shape(lambda: backbone.init(jax.random.key(0), images, train=False))
-  state_dict = {k: v.numpy() for k, v in trunk.state_dict().items()}
-  variables = torchvision_to_flax(state_dict, target, "torch_reference.resnet")  # raises on any name/shape mismatch
-  expected = jax.jit(lambda v, x: backbone.apply(v, x, train=False))(variables, images)
-  with torch.no_grad():
-    actual = trunk(torch_reference.to_torch({"image": images})["image"])
-  assert sorted(actual) == sorted(expected) == ["res2", "res3", "res4", "res5"]
-  for stage in actual:
-    assert actual[stage].shape[2] == t_resnet.stage_size(33, stage)
-    np.testing.assert_allclose(actual[stage].permute(0, 2, 3, 1).numpy(), expected[stage], rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.parametrize("width", [0.5])
-def test_mobilenet_v2_trunk_has_torchvision_names_and_computes_jaxret_stage_features(width):
-  torch.manual_seed(0)
-  trunk = t_mobilenet_v2.MobileNetV2(width).eval()
-  with torch.no_grad():  # non-trivial BatchNorm statistics, so eval mode uses them
-    for m in trunk.modules():
-      if isinstance(m, nn.BatchNorm2d):
-        m.weight.uniform_(0.5, 1.5), m.bias.normal_(0.0, 0.1)
-        m.running_mean.normal_(0.0, 0.1), m.running_var.uniform_(0.5, 1.5)
-  images = np.random.default_rng(0).normal(size=(2, 33, 33, 3)).astype(np.float32)  # odd: floor formulas
-  backbone = get_backbone("mobilenet_v2", width_multiplier=width)
+  backbone = get_backbone(arch, width_multiplier=width)
   assert trunk.stage_channels() == backbone.stage_channels()
   target = jax.eval_shape(lambda: backbone.init(jax.random.key(0), images, train=False))
   state_dict = {k: v.numpy() for k, v in trunk.state_dict().items()}
-  variables = torchvision_to_flax(state_dict, target, "torch_reference.mobilenet_v2")  # raises on any mismatch
+  variables = torchvision_to_flax(state_dict, target, f"torch_reference {arch}")  # raises on any name/shape mismatch
   expected = jax.jit(lambda v, x: backbone.apply(v, x, train=False))(variables, images)
   with torch.no_grad():
     actual = trunk(torch_reference.to_torch({"image": images})["image"])
   assert sorted(actual) == sorted(expected) == ["res2", "res3", "res4", "res5"]
   for stage in actual:
+    if arch.startswith("resnet"):
+      assert actual[stage].shape[2] == t_resnet.stage_size(33, stage)
     np.testing.assert_allclose(actual[stage].permute(0, 2, 3, 1).numpy(), expected[stage], rtol=1e-4, atol=1e-4)
 
 
