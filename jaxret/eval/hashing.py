@@ -151,6 +151,9 @@ class _DistanceHistogram:
   """Kernel: counts of all / relevant database items per Hamming distance for one query chunk."""
   bits: int
 
+  def prepare(self, q: dict[str, jax.Array], g: dict[str, jax.Array]) -> tuple[dict, dict]:
+    return q, g
+
   def __call__(self, q: dict[str, jax.Array], g: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """q: "x" `[n, bits]`, "labels", "valid" `[n]`; g: "x" `[N, bits]`, "labels".
     Returns "items", "relevant" int32 `[n, bits + 1]`."""

@@ -88,9 +88,13 @@ class _TopK:
   metric: str
   block: int
 
+  def prepare(self, q: dict[str, jax.Array], g: dict[str, jax.Array]) -> tuple[dict, dict]:
+    return pairwise.prepare(q, self.metric), pairwise.prepare(g, self.metric)
+
   def __call__(self, q: dict[str, jax.Array], g: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """q: "x" `[n, D]`, "valid" `[n]`, optional "keys" `[n, c]`; g: "x" `[G', D]`, "valid" `[G']`,
-    optional "keys" `[G', c]` with G' a multiple of `block`. Returns "indices", "scores" `[n, k]`."""
+    """q: prepared "x" `[n, D]`, "sq_norm", "valid" `[n]`, optional "keys" `[n, c]`; g: prepared "x" `[G', D]`,
+    "sq_norm", "valid" `[G']`, optional "keys" `[G', c]` with G' a multiple of `block`.
+    Returns "indices", "scores" `[n, k]`."""
     chex.assert_rank([q["x"], g["x"]], 2)
     chex.assert_equal_shape_suffix([q["x"], g["x"]], 1)
     chex.assert_is_divisible(g["x"].shape[0], self.block)
@@ -100,7 +104,7 @@ class _TopK:
     blocks["start"] = jnp.arange(num_blocks, dtype=jnp.int32) * self.block
 
     def step(carry: tuple[jax.Array, jax.Array], b: dict[str, jax.Array]):
-      s = pairwise.scores(q["x"], b["x"], self.metric)
+      s = pairwise.prepared_scores(q, b, self.metric)
       s = jnp.where(pairwise.excluded(q.get("keys"), b.get("keys"), b["valid"]), -jnp.inf, s)
       index = jnp.broadcast_to(b["start"] + jnp.arange(self.block, dtype=jnp.int32), s.shape)
       all_scores = jnp.concatenate([carry[0], s], axis=1)

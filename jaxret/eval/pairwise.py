@@ -45,25 +45,32 @@ def _power_of_two_scaled(x: jax.Array) -> jax.Array:
   return jnp.ldexp(x, -exponent)
 
 
-def cosine(q: jax.Array, g: jax.Array) -> jax.Array:
-  """Cosine similarities `[n, m]` of `q` `[n, D]` and `g` `[m, D]` as `sign(d) sqrt(d^2 / (|q|^2 |g|^2))`,
-  d = q.g, on power-of-two scaled rows (see the module docstring for why this form); 0 for a zero vector."""
-  q, g = _power_of_two_scaled(q), _power_of_two_scaled(g)
-  dot = jnp.matmul(q, g.T, precision=jax.lax.Precision.HIGHEST)
-  norms = jnp.sum(q * q, axis=1)[:, None] * jnp.sum(g * g, axis=1)[None, :]
-  return jnp.sign(dot) * jnp.sqrt(dot * dot / jnp.maximum(norms, jnp.finfo(norms.dtype).tiny))
+def prepare(vectors: dict[str, jax.Array], metric: str) -> dict[str, jax.Array]:
+  """`vectors` with what `prepared_scores` needs of its "x" `[m, D]`, computed once per set:
+  "x" power-of-two scaled for "cosine" (see the module docstring), "sq_norm" `[m]` = |x|^2.
+  The evaluation kernels prepare the gallery once, outside their loop over query chunks."""
+  check_metric(metric)
+  x = _power_of_two_scaled(vectors["x"]) if metric == "cosine" else vectors["x"]
+  return {**vectors, "x": x, "sq_norm": jnp.sum(x * x, axis=1)}
 
 
 def scores(q: jax.Array, g: jax.Array, metric: str) -> jax.Array:
   """Ranking scores `[n, m]` (larger is nearer) of queries `q` `[n, D]` against gallery `g` `[m, D]`."""
+  return prepared_scores(prepare({"x": q}, metric), prepare({"x": g}, metric), metric)
+
+
+def prepared_scores(q: dict[str, jax.Array], g: dict[str, jax.Array], metric: str) -> jax.Array:
+  """`scores` of `prepare`d queries (n rows) against a `prepare`d gallery (m rows): `[n, m]`.
+
+  cosine: sign(d) sqrt(d^2 / (|q|^2 |g|^2)), d = q.g of the scaled rows; 0 for a zero vector."""
+  dot = jnp.matmul(q["x"], g["x"].T, precision=jax.lax.Precision.HIGHEST)
   if metric == "cosine":
-    return _positive_zero(cosine(q, g))
-  dot = jnp.matmul(q, g.T, precision=jax.lax.Precision.HIGHEST)
-  if metric == "euclidean":
-    sq = jnp.sum(q * q, axis=1)[:, None] + jnp.sum(g * g, axis=1)[None, :] - 2.0 * dot
-    s = -jnp.maximum(sq, 0.0)
+    norms = q["sq_norm"][:, None] * g["sq_norm"][None, :]
+    s = jnp.sign(dot) * jnp.sqrt(dot * dot / jnp.maximum(norms, jnp.finfo(norms.dtype).tiny))
+  elif metric == "euclidean":
+    s = -jnp.maximum(q["sq_norm"][:, None] + g["sq_norm"][None, :] - 2.0 * dot, 0.0)
   elif metric == "hamming":
-    s = (dot - q.shape[1]) / 2.0
+    s = (dot - q["x"].shape[1]) / 2.0
   else:
     raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
   return _positive_zero(s)

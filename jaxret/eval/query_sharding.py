@@ -14,7 +14,8 @@ inputs on one device as on many, so sharded results equal one-device results bit
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from typing import Protocol
 
 import jax
 import numpy as np
@@ -23,7 +24,18 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxret.train.mesh import DATA_AXIS, make_mesh as data_mesh
 
-Kernel = Callable[[dict[str, jax.Array], dict[str, jax.Array]], dict[str, jax.Array]]
+
+
+class Kernel(Protocol):
+  """An evaluation kernel: hashable (a frozen dataclass), so compiled code is reused across calls."""
+
+  def prepare(self, queries: dict[str, jax.Array],
+              gallery: dict[str, jax.Array]) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+    """What the kernel needs of all the device's queries and of the gallery (e.g.
+    `pairwise.prepare`), computed once per device before the loop over chunks."""
+
+  def __call__(self, queries: dict[str, jax.Array], gallery: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """The kernel's outputs `[chunk, ...]` for one query chunk against the prepared gallery."""
 
 
 def chunk_size(num_queries: int, query_block: int) -> int:
@@ -39,9 +51,9 @@ def map_query_chunks(kernel: Kernel, queries: Mapping[str, np.ndarray],
   """Returns `kernel(query_chunk, gallery)` for all queries, concatenated: arrays `[Q, ...]`.
 
   Args:
-    kernel: hashable (e.g. a frozen dataclass) so compiled code is reused across calls;
-      called with `query_chunk` = {name: `[chunk, ...]`} plus "valid" `[chunk]` bool, and
-      `gallery` = {name: array} replicated; returns {name: `[chunk, ...]`}.
+    kernel: see `Kernel`; called with `query_chunk` = {name: `[chunk, ...]`} plus "valid"
+      `[chunk]` bool, and the gallery (replicated), both after `kernel.prepare`; returns
+      {name: `[chunk, ...]`}.
     queries: {name: `[Q, ...]`} host arrays, all with the same Q >= 1.
     gallery: {name: `[G, ...]`} host arrays, replicated on every device.
     chunk: queries per kernel call (see `chunk_size`).
@@ -95,6 +107,7 @@ def _run(kernel: Kernel, mesh: Mesh, chunk: int, queries: dict[str, jax.Array],
   """Per device: `lax.map` of `kernel` over the local queries split into chunks of `chunk`."""
 
   def local(q: dict[str, jax.Array], g: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    q, g = kernel.prepare(q, g)
     rows = q["valid"].shape[0]
     chunks = jax.tree.map(lambda a: a.reshape((rows // chunk, chunk) + a.shape[1:]), q)
     out = jax.lax.map(lambda c: kernel(c, g), chunks)

@@ -1,10 +1,14 @@
 """Per-query statistics of the full ranking of the gallery, computed in query chunks on device.
 
-For each chunk of queries the kernel scores the whole gallery (`pairwise.scores`), sorts it
-(hidden items last), reduces the sorted relevance to a few numbers per query and discards the
-ranking, so memory is O(query chunk x gallery), never Q x G. Every full-ranking metric
-(mAP, MAP@R, R-precision, CMC, mINP, hashing mAP and mAP@K) is a host-side float64
-function of these statistics.
+Every full-ranking metric (mAP, MAP@R, R-precision, CMC, mINP, hashing mAP and mAP@K) is a
+host-side float64 function of these statistics, and they follow from the ranks of the relevant
+items alone. Two kernels compute them, each scoring a chunk of queries against the whole
+gallery (`pairwise.scores`), so memory is O(query chunk x gallery), never Q x G:
+- "relevant_ranks" (class-id labels; the default for them): the ranks of each query's
+  relevant items without sorting the gallery (`relevant_ranks.py`); the statistics are then
+  float64 sums over those ranks on the host.
+- "full_sort" (any labels; the default for multi-hot ones): a stable sort of each row (hidden
+  items last), reduced to the statistics on device; kept as the reference of the other.
 
 Ranking: visible gallery items by score, descending; ties broken by gallery index, smaller
 index first (a stable sort of the items in index order). Hidden items (excluded pairs,
@@ -20,8 +24,9 @@ R = sum_i rel(i) and P(i) = (1/i) sum_{j<=i} rel(j), the statistics of one query
   hits_at_k      sum_{i<=topk} rel(i)         (only when topk is given)
   ap_at_k_sum    sum_{i<=topk} P(i) rel(i)    (only when topk is given)
 
-The P(i) terms are float32 (exact integer ranks and counts, one rounding each) summed
-pairwise, so the sums carry a relative error below ~log2(G) * 6e-8.
+Both give the same integer statistics. The sums differ by rounding only: "full_sort" sums
+float32 P(i) terms (one rounding each) pairwise, a relative error below ~log2(G) * 6e-8;
+"relevant_ranks" sums them in float64.
 """
 from __future__ import annotations
 
@@ -33,17 +38,19 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from jaxret.eval import inputs, pairwise, query_sharding
+from jaxret.eval import inputs, pairwise, query_sharding, relevant_ranks
 
 # Elements of one [query chunk, gallery] block; the kernel holds a few such int32/float32 arrays.
 _CHUNK_ELEMENTS = 1 << 23
+METHODS = ("auto", "relevant_ranks", "full_sort")
 
 
 def ranking_stats(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarray | None = None,
                   gallery_labels: np.ndarray | None = None, *, metric: str = "cosine",
                   exclude_same: tuple[np.ndarray, np.ndarray] | None = None,
                   gallery_valid: np.ndarray | None = None, topk: int | None = None,
-                  query_block: int | None = None, mesh: Mesh | None = None) -> dict[str, np.ndarray]:
+                  query_block: int | None = None, mesh: Mesh | None = None,
+                  method: str = "auto") -> dict[str, np.ndarray]:
   """Statistics `[Q]` (see the module docstring) of each query's full ranking.
 
   Args:
@@ -58,8 +65,12 @@ def ranking_stats(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarr
     topk: also compute hits_at_k and ap_at_k_sum for this cut-off.
     query_block: queries per kernel call; default: as many as keep a block near 2^23 elements.
     mesh: mesh with axis "data" (default: all devices).
+    method: "relevant_ranks" (class-id labels only), "full_sort", or "auto": the first for
+      class ids, the second for multi-hot labels.
   """
   pairwise.check_metric(metric)
+  if method not in METHODS:
+    raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
   query = inputs.vectors("query", query, metric)
   query_labels = inputs.labels("query_labels", query_labels, n=len(query), multi_hot=True)
   if (gallery is None) != (gallery_labels is None):
@@ -91,8 +102,52 @@ def ranking_stats(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarr
   if query_block is None:
     query_block = max(8, _CHUNK_ELEMENTS // num_gallery)
   chunk = query_sharding.chunk_size(len(query), query_block)
-  kernel = _RankingStats(metric=metric, topk=None if topk is None else int(topk))
-  return query_sharding.map_query_chunks(kernel, queries, gallery_arrays, chunk=chunk, mesh=mesh)
+  topk = None if topk is None else int(topk)
+  if method == "auto":
+    method = "relevant_ranks" if query_labels.ndim == 1 else "full_sort"
+  if method == "full_sort":
+    kernel = _RankingStats(metric=metric, topk=topk)
+    return query_sharding.map_query_chunks(kernel, queries, gallery_arrays, chunk=chunk, mesh=mesh)
+  if query_labels.ndim != 1:
+    raise ValueError(f"method 'relevant_ranks' needs class-id labels [N]; got multi-hot labels of "
+                     f"shape {query_labels.shape} (use method 'full_sort' or 'auto').")
+  del queries["labels"], gallery_arrays["labels"]
+  gallery_arrays["members"], queries["member_row"] = relevant_ranks.class_members(query_labels, gallery_labels)
+  out = query_sharding.map_query_chunks(relevant_ranks.RelevantRanks(metric=metric), queries,
+                                        gallery_arrays, chunk=chunk, mesh=mesh)
+  return stats_from_ranks(out["ranks"], out["num_relevant"], topk=topk)
+
+
+def stats_from_ranks(ranks: np.ndarray, num_relevant: np.ndarray, *,
+                     topk: int | None = None) -> dict[str, np.ndarray]:
+  """The statistics (module docstring) from the ranks of the relevant items, in float64.
+
+  Args:
+    ranks: `[Q, S]` int: row q holds the ascending 1-based ranks r_1 < ... < r_R of query q's
+      R relevant items, then anything (ignored).
+    num_relevant: `[Q]` int R per query (<= S).
+    topk: also compute hits_at_k and ap_at_k_sum.
+  """
+  ranks = np.asarray(ranks, np.int64)
+  num_relevant = np.asarray(num_relevant, np.int64)
+  position = np.arange(1, ranks.shape[1] + 1)[None, :]                  # m: hits at rank r_m
+  real = position <= num_relevant[:, None]
+  precision = np.where(real, position / np.maximum(ranks, 1), 0.0)      # P(r_m) = m / r_m
+  within_r = real & (ranks <= num_relevant[:, None])
+  last = np.take_along_axis(ranks, np.maximum(num_relevant - 1, 0)[:, None], axis=1)[:, 0]
+  out = {
+      "num_relevant": num_relevant,
+      "first_rank": np.where(num_relevant > 0, ranks[:, 0], 0),
+      "last_rank": np.where(num_relevant > 0, last, 0),
+      "hits_at_r": within_r.sum(axis=1),
+      "ap_sum": precision.sum(axis=1),
+      "ap_at_r_sum": np.where(within_r, precision, 0.0).sum(axis=1),
+  }
+  if topk is not None:
+    within_k = real & (ranks <= topk)
+    out["hits_at_k"] = within_k.sum(axis=1)
+    out["ap_at_k_sum"] = np.where(within_k, precision, 0.0).sum(axis=1)
+  return out
 
 
 def query_mean(values: np.ndarray) -> float:
@@ -107,14 +162,17 @@ class _RankingStats:
   metric: str
   topk: int | None
 
+  def prepare(self, q: dict[str, jax.Array], g: dict[str, jax.Array]) -> tuple[dict, dict]:
+    return pairwise.prepare(q, self.metric), pairwise.prepare(g, self.metric)
+
   def __call__(self, q: dict[str, jax.Array], g: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """q: "x" `[n, D]`, "labels", "valid" `[n]`, optional "keys"; g: "x" `[G, D]`, "labels",
-    "valid" `[G]`, optional "keys". Returns the statistics, each `[n]`."""
+    """q: prepared "x" `[n, D]`, "sq_norm", "labels", "valid" `[n]`, optional "keys"; g: prepared "x" `[G, D]`,
+    "sq_norm", "labels", "valid" `[G]`, optional "keys". Returns the statistics, each `[n]`."""
     chex.assert_rank([q["x"], g["x"]], 2)
     chex.assert_equal_shape_suffix([q["x"], g["x"]], 1)
     chex.assert_equal_shape_prefix([g["x"], g["labels"], g["valid"]], 1)
     hidden = pairwise.excluded(q.get("keys"), g.get("keys"), g["valid"]) | ~q["valid"][:, None]
-    s = pairwise.scores(q["x"], g["x"], self.metric)
+    s = pairwise.prepared_scores(q, g, self.metric)
     rel = pairwise.relevant(q["labels"], g["labels"]) & ~hidden
     # Stable sort by (hidden, -score): ties keep gallery index order; hidden items go last.
     _, rel = jax.lax.sort((jnp.where(hidden, jnp.inf, -s), rel.astype(jnp.int32)),
