@@ -61,8 +61,19 @@ def load(path: str, names: Sequence[str], *, flag: str, protocol: str) -> dict[s
     raise SystemExit(f"error: {flag} file {path!r} is not a readable .npz: {e}") from e
 
 
+def use_every_cpu_core(environ=os.environ) -> None:
+  """One XLA:CPU device per core unless XLA_FLAGS sets a count (call before JAX starts).
+
+  The metrics shard their queries over the devices, and XLA:CPU runs one device's gathers,
+  scatters and sorts on a single core; accelerator hosts are unaffected (JAX picks their devices)."""
+  flags = environ.get("XLA_FLAGS", "")
+  if "--xla_force_host_platform_device_count" not in flags:
+    environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={os.cpu_count() or 1}".strip()
+
+
 def evaluate(args: argparse.Namespace) -> dict[str, float]:
   """Runs the protocol of `args` on its files."""
+  use_every_cpu_core()
   import jaxret.eval  # pylint: disable=import-outside-toplevel  (jax starts only after flags parse)
 
   if args.protocol == "retrieval":

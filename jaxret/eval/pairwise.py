@@ -51,7 +51,18 @@ def prepare(vectors: dict[str, jax.Array], metric: str) -> dict[str, jax.Array]:
   The evaluation kernels prepare the gallery once, outside their loop over query chunks."""
   check_metric(metric)
   x = _power_of_two_scaled(vectors["x"]) if metric == "cosine" else vectors["x"]
-  return {**vectors, "x": x, "sq_norm": jnp.sum(x * x, axis=1)}
+  return {**vectors, "x": x, "sq_norm": tree_sum(x * x)}
+
+
+def tree_sum(x: jax.Array) -> jax.Array:
+  """Sum over the last axis `[n, m] -> [n]` by pairwise (tree) addition: error O(log m) ulps, and
+  elementwise adds only, so a row's sum never depends on n (a reduction's vectorisation can)."""
+  width = 1 << max(0, (x.shape[1] - 1).bit_length())
+  x = jnp.pad(x, ((0, 0), (0, width - x.shape[1])))
+  while x.shape[1] > 1:
+    half = x.shape[1] // 2
+    x = x[:, :half] + x[:, half:]
+  return x[:, 0]
 
 
 def scores(q: jax.Array, g: jax.Array, metric: str) -> jax.Array:

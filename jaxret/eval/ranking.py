@@ -189,21 +189,11 @@ class _RankingStats:
         "first_rank": jnp.where(num_relevant > 0, first, 0),
         "last_rank": jnp.max(jnp.where(is_rel, rank, 0), axis=1),
         "hits_at_r": jnp.sum(rel * within_r, axis=1),
-        "ap_sum": _pairwise_sum(precision),
-        "ap_at_r_sum": _pairwise_sum(jnp.where(within_r, precision, 0.0)),
+        "ap_sum": pairwise.tree_sum(precision),
+        "ap_at_r_sum": pairwise.tree_sum(jnp.where(within_r, precision, 0.0)),
     }
     if self.topk is not None:
       within_k = rank <= self.topk
       out["hits_at_k"] = jnp.sum(rel * within_k, axis=1)
-      out["ap_at_k_sum"] = _pairwise_sum(jnp.where(within_k, precision, 0.0))
+      out["ap_at_k_sum"] = pairwise.tree_sum(jnp.where(within_k, precision, 0.0))
     return out
-
-
-def _pairwise_sum(x: jax.Array) -> jax.Array:
-  """Sum over the last axis `[n, m] -> [n]` by pairwise (tree) addition: error O(log m) ulps."""
-  width = 1 << max(0, (x.shape[1] - 1).bit_length())
-  x = jnp.pad(x, ((0, 0), (0, width - x.shape[1])))
-  while x.shape[1] > 1:
-    half = x.shape[1] // 2
-    x = x[:, :half] + x[:, half:]
-  return x[:, 0]

@@ -99,8 +99,8 @@ class RelevantRanks:
     threshold_cell = jnp.where(real, jnp.take_along_axis(cell, at, axis=1), -1)
     per_cell = _row_histogram(threshold_cell + 1, real.astype(jnp.int32), size=_CELLS_PER_SLOT * slots + 3)
     higher = num_relevant[:, None] - jnp.cumsum(per_cell, axis=1)      # thresholds in cells > c
-    first = jnp.take_along_axis(higher, cell + 1, axis=1)              # [n, G]: p_k lower bound
-    end = first + jnp.take_along_axis(per_cell, cell + 1, axis=1)      # after k's cell's thresholds
+    first = _row_take(higher, cell + 1)                                # [n, G]: p_k lower bound
+    end = first + _row_take(per_cell, cell + 1)                        # after k's cell's thresholds
 
     def search(steps: int) -> jax.Array:
       """p `[n, G]` by a branchless binary search of `steps` halvings inside k's cell (unrolled,
@@ -109,8 +109,8 @@ class RelevantRanks:
       for i in reversed(range(steps)):
         candidate = p + (1 << i)                                       # tests threshold slot candidate - 1
         at_slot = jnp.minimum(candidate - 1, slots - 1)
-        t = jnp.take_along_axis(threshold_score, at_slot, axis=1)
-        t_index = jnp.take_along_axis(threshold_index, at_slot, axis=1)
+        t = _row_take(threshold_score, at_slot)
+        t_index = _row_take(threshold_index, at_slot)
         before = (t > s) | ((t == s) & (t_index < index))
         p = jnp.where((candidate <= end) & before, candidate, p)
       return p
@@ -118,7 +118,7 @@ class RelevantRanks:
     # As many halvings as the fullest cell of the chunk needs: 1 for distinct scores, more for ties.
     steps_needed = _bit_length(jnp.max(per_cell))
     p = jax.lax.switch(steps_needed, [lambda steps=steps: search(steps)
-                                      for steps in range(_bit_length_int(slots) + 1)])
+                                      for steps in range(slots.bit_length() + 1)])
     p = jnp.where(hidden, slots, p)
     ranks = jnp.cumsum(_row_histogram(p, jnp.ones_like(p), size=slots + 1)[:, :slots], axis=1)
     return {"ranks": jnp.where(real, ranks, 0), "num_relevant": num_relevant}
@@ -130,10 +130,18 @@ class RelevantRanks:
     lo = jnp.min(jnp.where(real, threshold_score, jnp.inf), axis=1, keepdims=True)
     hi = jnp.max(jnp.where(real, threshold_score, -jnp.inf), axis=1, keepdims=True)
     width = hi - lo
-    scale = jnp.where(width > 0, cells / jnp.where(width > 0, width, 1.0), 0.0)
+    # Finite, so that (s - lo) * scale is never 0 * inf.
+    scale = jnp.where(width > 0, jnp.minimum(cells / jnp.where(width > 0, width, 1.0), jnp.finfo(s.dtype).max), 0.0)
     position = jnp.floor((s - jnp.where(jnp.isfinite(lo), lo, 0.0)) * scale)
     cell = jnp.clip(position, 0, cells).astype(jnp.int32)
     return jnp.where(s < lo, -1, jnp.where(s > hi, cells + 1, cell))
+
+
+def _row_take(table: jax.Array, at: jax.Array) -> jax.Array:
+  """`table[i, at[i, j]]` `[n, m]` for a small `table` `[n, t]` and `at` in [0, t): one flat gather
+  (`take_along_axis` builds an `[n, m, 2]` index array first)."""
+  rows = table.shape[1] * jnp.arange(table.shape[0], dtype=jnp.int32)[:, None]
+  return table.reshape(-1)[at + rows]
 
 
 def _row_histogram(bins: jax.Array, weights: jax.Array, *, size: int) -> jax.Array:
@@ -141,10 +149,6 @@ def _row_histogram(bins: jax.Array, weights: jax.Array, *, size: int) -> jax.Arr
   n = bins.shape[0]
   flat = (bins + size * jnp.arange(n, dtype=jnp.int32)[:, None]).reshape(-1)
   return jnp.zeros(n * size, jnp.int32).at[flat].add(weights.reshape(-1), mode="drop").reshape(n, size)
-
-
-def _bit_length_int(x: int) -> int:
-  return int(x).bit_length()
 
 
 def _bit_length(x: jax.Array) -> jax.Array:
