@@ -34,19 +34,9 @@ import time
 
 import numpy as np
 
+from knn import make_data, peak_rss_bytes
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def make_data(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-  """`[n, dim]` float32 embeddings in n/100 classes (centre + noise) and their labels `[n]`."""
-  rng = np.random.default_rng(seed)
-  labels = rng.permutation(np.arange(n) % max(1, n // 100))
-  centres = rng.standard_normal((labels.max() + 1, dim), dtype=np.float32)
-  return centres[labels] + 2.5 * rng.standard_normal((n, dim), dtype=np.float32), labels
-
-
-def peak_rss_mb() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_faiss(emb: np.ndarray, labels: np.ndarray) -> dict:
@@ -119,7 +109,7 @@ def main() -> None:
   if args.engine == "all":
     with tempfile.TemporaryDirectory() as tmp:
       path = os.path.join(tmp, "q.npz")
-      emb, labels = make_data(args.n, args.dim, 0)
+      emb, labels = make_data(args.n, args.dim, 0, class_size=100)
       np.savez(path, embedding=emb, label=labels)
       del emb, labels
       lines = {}
@@ -140,9 +130,9 @@ def main() -> None:
   if args.engine in ("cli", "cli-no-nmi"):
     line = run_cli(args.data, ["--no-nmi"] if args.engine == "cli-no-nmi" else [])
   elif args.engine == "check":
-    line = {**run_check(emb, labels, args.check), "peak_rss_mb": peak_rss_mb()}
+    line = {**run_check(emb, labels, args.check), "peak_rss_mb": peak_rss_bytes() / 2**20}
   else:
-    line = {**{"faiss": run_faiss, "pml": run_pml}[args.engine](emb, labels), "peak_rss_mb": peak_rss_mb()}
+    line = {**{"faiss": run_faiss, "pml": run_pml}[args.engine](emb, labels), "peak_rss_mb": peak_rss_bytes() / 2**20}
   print(json.dumps({"engine": args.engine, **line}))
 
 

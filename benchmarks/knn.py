@@ -35,10 +35,11 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def make_data(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-  """Embeddings `[n, dim]` float32 (class centre + noise, built in chunks) and labels `[n]`."""
+def make_data(n: int, dim: int, seed: int, class_size: int = 10) -> tuple[np.ndarray, np.ndarray]:
+  """Embeddings `[n, dim]` float32 in n / class_size classes (class centre + noise, built in
+  chunks) and labels `[n]`."""
   rng = np.random.default_rng(seed)
-  labels = rng.permutation(np.arange(n) % max(1, n // 10))
+  labels = rng.permutation(np.arange(n) % max(1, n // class_size))
   centres = rng.standard_normal((labels.max() + 1, dim), dtype=np.float32)
   emb = np.empty((n, dim), np.float32)
   for start in range(0, n, 8192):

@@ -52,7 +52,7 @@ def class_members(query_labels: np.ndarray, gallery_labels: np.ndarray) -> tuple
   sorted_labels = gallery_labels[order]
   starts = np.searchsorted(sorted_labels, classes, side="left")
   counts = np.searchsorted(sorted_labels, classes, side="right") - starts
-  width = max(1, int(counts.max()) if len(counts) else 1)
+  width = max(1, int(counts.max()))
   slot = np.arange(width)
   take = starts[:, None] + slot[None, :]
   present = slot[None, :] < counts[:, None]
