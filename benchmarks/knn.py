@@ -7,7 +7,8 @@ Each engine runs in its own fresh process (so its peak host memory, `ru_maxrss`,
 on the same synthetic data: n embeddings in n/10 classes (class centre + Gaussian noise),
 the query set is the gallery set and each query excludes itself, cosine similarity.
 - jaxret: `jaxret.eval.retrieval_metrics(..., full_ranking=False, with_nmi=False)` (chunked
-  exact top-k on device, default devices and block sizes).
+  exact top-k, default block sizes), one XLA:CPU device per core as `launch.evaluate_arrays` sets
+  them (queries sharded over the devices).
 - torch: what a PyTorch user writes: normalise, then per block of 4096 queries `q @ g.T`, the
   query itself masked, `torch.topk(k = max(ks))`.
 - faiss: exact brute force `faiss.IndexFlatIP` on the L2-normalised embeddings, k = max(ks) + 1,
@@ -56,6 +57,8 @@ def peak_rss_bytes() -> int:
 def run_jaxret(emb: np.ndarray, labels: np.ndarray, ks: tuple[int, ...]) -> dict:
   """Recall@K with `jaxret.eval.retrieval_metrics` (exact chunked top-k search); timed and measured."""
   sys.path.insert(0, REPO)
+  from launch import evaluate_arrays  # pylint: disable=import-outside-toplevel
+  evaluate_arrays.use_every_cpu_core()
   import jax  # pylint: disable=import-outside-toplevel
   import jaxret.eval  # pylint: disable=import-outside-toplevel
 

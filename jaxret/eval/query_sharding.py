@@ -75,7 +75,7 @@ def map_query_chunks(kernel: Kernel, queries: Mapping[str, np.ndarray],
   replicated = NamedSharding(mesh, P())
   gallery_arrays = {name: _put_rows(x, round_up(x.shape[0], gallery_multiple), replicated)
                     for name, x in gallery.items()}
-  out = _run(kernel, mesh, chunk, query_arrays, gallery_arrays)
+  out = _run(kernel, mesh, chunk, *_prepare(kernel, mesh, query_arrays, gallery_arrays))
   return {name: _to_host(x)[:num] for name, x in out.items()}
 
 
@@ -101,13 +101,22 @@ def _to_host(x: jax.Array) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=(2, 3))
+def _prepare(kernel: Kernel, mesh: Mesh, queries: dict[str, jax.Array],
+             gallery: dict[str, jax.Array]) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+  """`kernel.prepare` on each device, in its own program: the prepared arrays take the place of
+  the donated inputs (of `map_query_chunks`'s own making), so the raw copies do not stay alive
+  beside them during the search."""
+  return jax.shard_map(kernel.prepare, mesh=mesh, in_specs=(P(DATA_AXIS), P()), out_specs=(P(DATA_AXIS), P()),
+                       check_vma=False)(queries, gallery)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _run(kernel: Kernel, mesh: Mesh, chunk: int, queries: dict[str, jax.Array],
          gallery: dict[str, jax.Array]) -> dict[str, jax.Array]:
-  """Per device: `lax.map` of `kernel` over the local queries split into chunks of `chunk`."""
+  """Per device: `lax.map` of `kernel` over the local prepared queries split into chunks of `chunk`."""
 
   def local(q: dict[str, jax.Array], g: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    q, g = kernel.prepare(q, g)
     rows = q["valid"].shape[0]
     chunks = jax.tree.map(lambda a: a.reshape((rows // chunk, chunk) + a.shape[1:]), q)
     out = jax.lax.map(lambda c: kernel(c, g), chunks)
