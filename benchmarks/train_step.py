@@ -1,16 +1,20 @@
 """Training-step throughput of each method, jaxret against the same step in PyTorch.
 
   python benchmarks/train_step.py --all                       # every method x both standard cases
+  python benchmarks/train_step.py --mobilenet                 # baseline, MobileNetV2: training and inference
   python benchmarks/train_step.py --method a3m --case r50_224_b8
   python benchmarks/train_step.py --method baseline --backbone resnet18 --image_size 64 --batch 32
 
 Standard cases (backbone_width 1.0, the method's synthetic config otherwise, 100 classes, the
 synthetic set's 12 attributes): r18_64_b32 = ResNet-18, 64 x 64, batch 32; r50_224_b8 =
-ResNet-50, 224 x 224, batch 8. Each side runs in its own fresh process (its peak memory is its
+ResNet-50, 224 x 224, batch 8; mv2_S_b32 = MobileNetV2 at S x S, batch 32 (`--mobilenet`: the
+baseline at 64, 128 and 224 px, training and `--inference`). Each side runs in its own fresh process (its peak memory is its
 own): the jitted jaxret train step (`jaxret.train.step.compile_train_step`: loss, gradients,
 optimizer, donation) or the PyTorch model of `benchmarks/torch_reference/` (same layers and
 loss, channels-last, the same optimizer; `torch.compile` and bfloat16 autocast on GPU) on the
-same random batch. Each is warmed up (`--warmup` steps), then `--steps` steps are timed one by
+same random batch; with `--inference`, the eval-mode embedding instead (jaxret: the jitted
+`embed_fn`, what `launch.embed` and evaluation run; PyTorch: `model.eval()` under
+`torch.inference_mode()`). Each is warmed up (`--warmup` steps), then `--steps` steps are timed one by
 one; images/second is batch / median step time. Prints one JSON line per case:
   {"case", "device", "jaxret_img_s", "torch_img_s", "ratio" (jaxret / torch), "peak_mem_mb", ...}
 peak_mem_mb is jaxret's: peak device memory on GPU, peak process RSS on CPU (torch's beside it).
@@ -35,6 +39,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METHODS = ("baseline", "a3m", "midattr", "a2net", "vapnet", "deml")
 CASES = {"r18_64_b32": ("resnet18", 64, 32), "r50_224_b8": ("resnet50", 224, 8)}
+MOBILENET_CASES = {f"mv2_{size}_b32": ("mobilenet_v2", size, 32) for size in (64, 128, 224)}
 NUM_CLASSES = 100
 NUM_TRAIN_EXAMPLES = 3000
 # Dense bfloat16 peak TFLOP/s by device kind (vendor data sheets), for model FLOPs utilisation.
@@ -105,16 +110,25 @@ def run_jaxret(args) -> dict:
   batch = random_batch(config)
   tx, schedule = optimizer.make_optimizer(config)
   holder = {"state": state_lib.create(method, config, tx, batch, mesh)}
-  train_step = step_lib.compile_train_step(method, config, tx, schedule, mesh)
   global_batch = mesh_lib.global_batch(batch, mesh)
-  start = time.perf_counter()
-  compiled = train_step.lower(holder["state"], global_batch).compile()
+  if args.inference:
+    embed = jax.jit(lambda params, method_state, images: method.embed_fn(params, method_state, images, config))
+    state, images = holder["state"], global_batch["image"]
+    start = time.perf_counter()
+    compiled = embed.lower(state.params, state.method_state, images).compile()
+  else:
+    train_step = step_lib.compile_train_step(method, config, tx, schedule, mesh)
+    start = time.perf_counter()
+    compiled = train_step.lower(holder["state"], global_batch).compile()
   compile_s = time.perf_counter() - start
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float((cost or {}).get("flops", float("nan")))
 
   def step():
+    if args.inference:
+      jax.block_until_ready(compiled(state.params, state.method_state, images))
+      return
     holder["state"], metrics = compiled(holder["state"], global_batch)
     jax.block_until_ready(metrics["loss"])
 
@@ -143,8 +157,16 @@ def run_torch(args) -> dict:
   batch = {k: v.to(device) for k, v in torch_reference.to_torch(random_batch(config)).items()}
   loss_fn = torch.compile(model.loss) if gpu and not args.no_torch_compile else model.loss
   bf16 = config.compute_dtype == "bfloat16"
+  if args.inference:
+    model.eval()
 
   def step():
+    if args.inference:
+      with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        embedding = model(batch["image"])["embedding"]
+      if gpu:
+        torch.cuda.synchronize()
+      return embedding
     optim.zero_grad(set_to_none=True)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
       loss = loss_fn(batch)
@@ -178,11 +200,14 @@ def torch_optimizer(model, opt):
   return torch.optim.AdamW(params, lr=opt.learning_rate, betas=(opt.b1, opt.b2), weight_decay=opt.weight_decay)
 
 
-def run_case(args, method: str, case: str | None) -> dict:
+def run_case(args, method: str, case: str | None, inference: bool) -> dict:
   """Both sides of one case, each in a fresh process; the combined JSON record."""
-  backbone, image_size, batch = CASES[case] if case else (args.backbone, args.image_size, args.batch)
+  backbone, image_size, batch = {**CASES, **MOBILENET_CASES}[case] if case else (args.backbone, args.image_size,
+                                                                                 args.batch)
   common = ["--method", method, "--backbone", backbone, "--image_size", str(image_size), "--batch", str(batch),
             "--dtype", args.dtype, "--warmup", str(args.warmup), "--steps", str(args.steps)]
+  if inference:
+    common.append("--inference")
   if args.xla_flags:
     common += ["--xla_flags", args.xla_flags]
   if args.xla_defaults:
@@ -198,7 +223,8 @@ def run_case(args, method: str, case: str | None) -> dict:
     sides[side] = json.loads(out.stdout.strip().splitlines()[-1])
   jx, th = sides["jaxret"], sides["torch"]
   tflop_s = jx["step_flops"] * jx["img_s"] / batch / 1e12
-  return {"case": f"{method}/{case or f'{backbone}_{image_size}_b{batch}'}", "device": jx["device"],
+  name = f"{method}/{case or f'{backbone}_{image_size}_b{batch}'}" + ("/inference" if inference else "")
+  return {"case": name, "device": jx["device"],
           "jaxret_img_s": round(jx["img_s"], 2), "torch_img_s": round(th["img_s"], 2),
           "ratio": round(jx["img_s"] / th["img_s"], 3), "peak_mem_mb": round(jx["peak_mem_mb"]),
           "torch_peak_mem_mb": round(th["peak_mem_mb"]), "dtype": args.dtype,
@@ -213,13 +239,16 @@ def make_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--all", action="store_true", help="every method x every standard case")
   parser.add_argument("--method", default="baseline", choices=METHODS)
-  parser.add_argument("--case", choices=sorted(CASES), help="a standard case (overrides the three below)")
+  parser.add_argument("--mobilenet", action="store_true", help="the baseline's MobileNetV2 cases, training and inference")
+  parser.add_argument("--case", choices=sorted({**CASES, **MOBILENET_CASES}),
+                      help="a standard case (overrides the three below)")
   parser.add_argument("--backbone", default="resnet18")
   parser.add_argument("--image_size", type=int, default=64)
   parser.add_argument("--batch", type=int, default=32)
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument("--warmup", type=int, default=1)
   parser.add_argument("--steps", type=int, default=3)
+  parser.add_argument("--inference", action="store_true", help="time the eval-mode embedding, not a training step")
   parser.add_argument("--xla_flags", default="", help="extra XLA_FLAGS for the jaxret side")
   parser.add_argument("--xla_defaults", action="store_true", help="XLA's own CPU defaults, not jaxret's flags")
   parser.add_argument("--no_torch_compile", action="store_true", help="eager PyTorch on GPU")
@@ -232,9 +261,14 @@ def main():
   if args.side:
     print(json.dumps((run_jaxret if args.side == "jaxret" else run_torch)(args)))
     return
-  runs = [(m, c) for m in METHODS for c in CASES] if args.all else [(args.method, args.case)]
-  for method, case in runs:
-    print(json.dumps(run_case(args, method, case)), flush=True)
+  if args.all:
+    runs = [(m, c, False) for m in METHODS for c in CASES]
+  elif args.mobilenet:
+    runs = [("baseline", c, inference) for c in MOBILENET_CASES for inference in (False, True)]
+  else:
+    runs = [(args.method, args.case, args.inference)]
+  for method, case, inference in runs:
+    print(json.dumps(run_case(args, method, case, inference)), flush=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 from flax.typing import Dtype
 
-from jaxret.backbones import matmul_conv
+from jaxret.backbones import matmul_conv, shifted_max_pool
 
 # torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu") on every conv.
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -136,8 +136,7 @@ class ResNet(nn.Module):
     if start == "stem":
       x = _conv(self.width, 7, 2, self.dtype, "conv1")(x)
       x = nn.relu(_norm(train, self.dtype, "bn1")(x))
-      # Flax pads max_pool with -inf, as torch does.
-      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=_PAD1)
+      x = shifted_max_pool.max_pool(x, (3, 3), strides=(2, 2), padding=_PAD1)  # -inf padding, as torch
     out = {}
     for s in range(max(stages.index(start) - 1, 0), stages.index(stop)):
       for b in range(self.stage_sizes[s]):
