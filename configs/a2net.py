@@ -9,8 +9,8 @@ the learned Z (as ADSH's and SEMICON's public code score); "reencoded/map" and
 "reencoded/map_tie_aware" rank against the network's codes of the training images instead.
 5 training images per class are held out as validation queries for model selection (the paper
 selects on nothing stated; its group's public code keeps the best test mAP, which jaxret does
-not do). The paper's datasets need ImageNet weights: add `--config.init_weights=weights/resnet50.npz`
-(`python -m launch.convert_weights`, README) and `--config.data_dir ~/tfds`.
+not do). The paper's datasets start from ImageNet weights (`config.init_weights=imagenet`:
+`~/.cache/jaxret/weights/resnet50.npz`, made once by `launch.convert_weights`, README); add `--config.data_dir ~/tfds`.
 
 Every dataset uses ADSH's and SEMICON's balanced similarity (`a2net.similarity = "balanced"`:
 S = -r for dissimilar pairs); `similarity=paper` (S = -1) is the option: from scratch on the
@@ -32,7 +32,7 @@ dataset=cub | aircraft | food101 | nabirds | vegfru (jaxret datasets cub, fgvc_a
 nabirds, vegfru), e.g.
   python -m launch.prepare_data --dataset cub --manual_dir RAW --data_dir ~/tfds
   python -m launch.train --config configs/a2net.py:dataset=cub,bits=48 --config.data_dir ~/tfds \
-      --config.init_weights=weights/resnet50.npz --workdir /tmp/a2net_cub48
+      --workdir /tmp/a2net_cub48
 
 Paper training: ResNet-50, 224 x 224 (random crop of 256), batch 16, SGD (no momentum stated:
 "standard mini-batch SGD"), weight decay 1e-4; per outer iteration 2,000 sampled images (4,000
@@ -121,6 +121,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   if options["dataset"] == "synthetic":  # small and fast: the settings of configs/a3m.py
     config.backbone = "resnet18"
     config.backbone_width = 0.25
+    config.init_weights = "none"  # a width-0.25 net from scratch: no ImageNet counterpart
     config.a2net.transform_dim = 32
     config.batch_size = 32
     config.state_update_every = num_samples * EPOCHS_PER_ITERATION // config.batch_size

@@ -7,8 +7,8 @@ baseline2 | att1 | att2` (the paper's ablations; Baseline-1 is configs/baseline.
 logits divided by sqrt(d); raw, they saturate the sigmoids: jaxret/methods/a3m.py), `none` (the
 paper as written), `batchnorm` (the public Keras code; with `--config.a3m.branch=batchnorm_relu`
 its BatchNorm + ReLU branches).
-The paper's datasets need ImageNet weights: add `--config.init_weights=weights/resnet50.npz`
-(`python -m launch.convert_weights`, README) and `--config.data_dir ~/tfds`.
+The paper's datasets start from ImageNet weights (`config.init_weights=imagenet`:
+`~/.cache/jaxret/weights/resnet50.npz`, made once by `launch.convert_weights`, README); add `--config.data_dir ~/tfds`.
 
 dataset=synthetic (default): the embedded creatures with their 12 part attributes, a ResNet-18 at
 width 0.25 on 64 px, 600 steps (about 6 minutes on a 2-core CPU, like configs/baseline.py):
@@ -22,7 +22,7 @@ dataset=market1501: person re-ID (751 training identities, 10 carved out for val
 27 identity attributes, 448 x 224 inputs, Euclidean distance, d = 512 features as the embedding:
   python -m launch.prepare_data --dataset market1501 --manual_dir RAW --data_dir ~/tfds
   python -m launch.train --config configs/a3m.py:dataset=market1501 --config.data_dir ~/tfds \
-      --config.init_weights=weights/resnet50.npz --workdir /tmp/a3m_market
+      --workdir /tmp/a3m_market
 Paper, Table 1 (ResNet-50), rank-1 / rank-5 / rank-10 / rank-20 / mAP (%):
   Baseline-1 73.90 / 87.68 / 91.54 / 94.80 / 47.78;  Baseline-2 80.07 / 91.06 / 94.12 / 96.08 / 59.13;
   A3M w/o attr-label 85.21 / 94.57 / 96.53 / 97.92 / 66.42;  A3M 86.54 / 95.16 / 97.03 / 98.30 / 68.97.
@@ -36,7 +36,7 @@ closed set, official train / test split, 5 training images per class carved out 
 validation, top-1 `accuracy` of L_add's classifier plus attribute accuracy on the test split.
 224 x 224 (random crop of 256).
   python -m launch.train --config configs/a3m.py:dataset=cub_cls --config.data_dir ~/tfds \
-      --config.init_weights=weights/resnet50.npz --workdir /tmp/a3m_cub_cls
+      --workdir /tmp/a3m_cub_cls
 Paper, Table 2, accuracy (%): Baseline-1 82.3, Baseline-2 84.3, A3M 86.2 (the public code's
 weights file says 86.1 at 448 x 448 on ground-truth box crops, which jaxret does not crop to).
 A value "none" of a CUB attribute group is -1 here (unknown, left out of the CE); the public
@@ -45,7 +45,7 @@ code trains it as a class.
 dataset=compcars: CompCars web-nature model classification (the paper's Table 3) with 5 attributes
 (speed, displacement, doors, seats, type), 448 x 448 (random crop of 512), closed set like cub_cls.
   python -m launch.train --config configs/a3m.py:dataset=compcars --config.data_dir ~/tfds \
-      --config.init_weights=weights/resnet50.npz --workdir /tmp/a3m_compcars
+      --workdir /tmp/a3m_compcars
 Paper, Table 3, accuracy (%): Baseline-1 91.8, Baseline-2 94.1, A3M 95.4.
 Baseline-1 for both: `configs/baseline.py:dataset=cub_cls` / `dataset=compcars` (A3M's network and schedule).
 
@@ -54,7 +54,7 @@ attribute labels: K latent attributes (28 for CUB, the public code's number of g
 CARS196, CompCars' number of car attributes; the paper does not say), an FC to 384 dims (dim=128
 for the other size), 224 x 224 (random crop of 256), cosine similarity.
   python -m launch.train --config configs/a3m.py:dataset=cub --config.data_dir ~/tfds \
-      --config.init_weights=weights/resnet50.npz --workdir /tmp/a3m_cub
+      --workdir /tmp/a3m_cub
 Paper (InceptionBN, 384 dims; jaxret uses ResNet-50), Recall@1 / 2 / 4 / 8 (%):
   CUB-200-2011 (Table 4): Baseline-1 59.1 / 70.7 / 81.5 / 88.8; A3M 61.2 / 72.4 / 81.8 / 89.2.
   CARS196 (Table 5): Baseline-1 78.5 / 86.8 / 92.3 / 95.4; A3M 80.0 / 87.5 / 92.3 / 95.5.
@@ -114,6 +114,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   if options["dataset"] == "synthetic":  # small and fast: the settings of configs/baseline.py
     config.backbone = "resnet18"
     config.backbone_width = 0.25
+    config.init_weights = "none"  # a width-0.25 net from scratch: no ImageNet counterpart
     config.a3m.feature_dim = 128
     config.embedding_dim = 128
     config.image_size = 64

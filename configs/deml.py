@@ -4,9 +4,10 @@ Arguments after the colon, comma-separated: `dataset=NAME` (synthetic | cub | ca
 inshop; default synthetic), `I=` scales (object-attention root learners), `J=` channel-attention
 learners per scale, `adversary=grl | hinge | none` (the paper's gradient-reversal adversary, the
 public code's contrastive hinge, or no diversity term: Table 4's "without L_adv").
-The paper's datasets need ImageNet weights: add `--config.init_weights=weights/resnet50.npz`
-(`python -m launch.convert_weights`, README) and `--config.data_dir ~/tfds`. The paper's backbone
-is GoogLeNet-V1; jaxret splits a ResNet-50 after res3 (FNet) and runs the OAM on res4 and res5.
+The paper's datasets start from ImageNet weights (`config.init_weights=imagenet`:
+`~/.cache/jaxret/weights/resnet50.npz`, made once by `launch.convert_weights`, README); add `--config.data_dir ~/tfds`.
+The paper's backbone is GoogLeNet-V1; jaxret splits a ResNet-50 (or a MobileNetV2) after res3 (FNet)
+and runs the OAM on res4 and res5.
 
 dataset=synthetic (default): the embedded creatures, ResNet-18 at width 0.25 on 64 px, 128 dims,
 P x K batches of 8 classes x 4 images, Adam; scores Recall@K on the 100 held-out classes:
@@ -30,10 +31,10 @@ before issue 18, with untied learners).
 
 dataset=cub (CUB-200-2011, first 100 classes train) / cars196 (first 98 classes):
   python -m launch.train --config configs/deml.py:dataset=cub,I=3,J=3 --config.data_dir ~/tfds \
-      --config.init_weights=weights/resnet50.npz --workdir /tmp/deml_cub
+      --workdir /tmp/deml_cub
 dataset=sop (Stanford Online Products, 11,318 classes train) / inshop (In-Shop query vs gallery):
   python -m launch.train --config configs/deml.py:dataset=sop,I=2,J=4 --config.data_dir ~/tfds \
-      --config.init_weights=weights/resnet50.npz --workdir /tmp/deml_sop
+      --workdir /tmp/deml_sop
 
 Paper (GoogLeNet-V1, d = 512), Recall@K (%):
 Table 1, effect of L_act, R@1 CUB / CARS:   U64 50.0 / 65.4;  U64+L_act 50.9 / 67.1;
@@ -123,6 +124,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   if options["dataset"] == "synthetic":  # small and fast, trained from scratch
     config.backbone = "resnet18"
     config.backbone_width = 0.25
+    config.init_weights = "none"  # a width-0.25 net from scratch: no ImageNet counterpart
     config.embedding_dim = 128
     config.image_size = 64
     config.batch_size = 32

@@ -5,8 +5,8 @@ Arguments after the colon, comma-separated: `dataset=synthetic | market1501 | du
 `branches=both | global | part` (the identity branches trained), `descriptor=fused | global |
 part` (the test descriptor; default fused with both branches, else the one branch trained).
 Every run is scored with the re-ID protocol (CMC rank-1/5/10/20, mAP, mINP; Euclidean distance).
-The paper's datasets need ImageNet weights: add `--config.init_weights=weights/resnet50.npz`
-(`python -m launch.convert_weights`, README) and `--config.data_dir ~/tfds`.
+The paper's datasets start from ImageNet weights (`config.init_weights=imagenet`:
+`~/.cache/jaxret/weights/resnet50.npz`, made once by `launch.convert_weights`, README); add `--config.data_dir ~/tfds`.
 
 dataset=synthetic (default): the embedded creatures as re-ID data (identity = class, 6 cameras;
 100 training identities, 10 of them for validation, 100 test identities split into query and
@@ -24,7 +24,7 @@ attributes routed by Table 1 (`MARKET1501_PARTS`), 224 x 224 inputs (the paper's
 2048 x 7: 7 stripes), mirror augmentation:
   python -m launch.prepare_data --dataset market1501 --manual_dir RAW --data_dir ~/tfds
   python -m launch.train --config configs/midattr.py:dataset=market1501 --config.data_dir ~/tfds \
-      --config.init_weights=weights/resnet50.npz --workdir /tmp/midattr_market
+      --workdir /tmp/midattr_market
 dataset=dukemtmc_reid: the same with DukeMTMC-reID's 23 attributes (`DUKEMTMC_PARTS`).
 
 Paper (ResNet-50, single query), rank-1 / rank-5 / rank-10 / mAP (%):
@@ -132,6 +132,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   if options["dataset"] == "synthetic":  # small and fast: the settings of configs/a3m.py
     config.backbone = "resnet18"
     config.backbone_width = 0.25
+    config.init_weights = "none"  # a width-0.25 net from scratch: no ImageNet counterpart
     config.image_size = 64
     config.batch_size = 32
     config.total_steps = 600

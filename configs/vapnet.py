@@ -6,9 +6,9 @@ aux_only | no_mean_encoders | consistency_only` (Table 1: L_a + L_c_hat; L_a; L_
 `views=M` (Table 4), `dim=k` (Table 5). Other keys: `--config.vapnet.ema_ratio` (a, Table 6),
 `--config.vapnet.weight` (lambda, Table 7), `--config.vapnet.view_statistics=shared` (views and
 images in one BatchNorm batch; default "own": the views normalised and tracked apart). The paper's
-datasets need ImageNet weights: add `--config.init_weights=weights/resnet50.npz`
-(`python -m launch.convert_weights`, README) and `--config.data_dir ~/tfds`. Only the retrieval module (backbone + GAP) embeds: evaluation costs what
-the baseline's does.
+datasets start from ImageNet weights (`config.init_weights=imagenet`:
+`~/.cache/jaxret/weights/resnet50.npz`, made once by `launch.convert_weights`, README); add `--config.data_dir ~/tfds`.
+Only the retrieval module (backbone + GAP) embeds: evaluation costs what the baseline's does.
 
 dataset=synthetic (default): the embedded creatures, a ResNet-18 at width 0.25 on 64 px, M = 2
 views, k = 64, lambda = 0.1, batch 16, 600 steps (each step runs 16 x (1 + M) = 48 images through
@@ -24,7 +24,7 @@ CE stays near ln(90) = 4.50 through step 150); see the note below.
 dataset=cub | cars196 | aircraft: open-set retrieval, the first 100 / 98 / 50 classes train (10 of
 them carved out for validation), the rest scored by Recall@1/2/4/8, cosine:
   python -m launch.train --config configs/vapnet.py:dataset=cub --config.data_dir ~/tfds \\
-      --config.init_weights=weights/resnet50.npz --workdir /tmp/vapnet_cub
+      --workdir /tmp/vapnet_cub
 Paper, Table 2 (ResNet-50), Recall@1 / 2 / 4 / 8 (%):
   CUB-200-2011 76.2 / 84.6 / 90.1 / 94.0; Stanford Cars 94.8 / 96.3 / 98.0 / 98.6;
   FGVC Aircraft 87.2 / 91.7 / 95.0 / 96.3.
@@ -37,7 +37,7 @@ lambda = 1, 5, 10, 15, 20: 73.8, 75.2, 76.2, 75.0, 74.9.
 dataset=inshop: In-Shop clothes (3,997 training classes; the official query set, 14,218 images,
 against the gallery, 12,162), Recall@1/10/20/30/40:
   python -m launch.train --config configs/vapnet.py:dataset=inshop --config.data_dir ~/tfds \\
-      --config.init_weights=weights/resnet50.npz --workdir /tmp/vapnet_inshop
+      --workdir /tmp/vapnet_inshop
 Paper, Table 3: 93.9 / 98.7 / 99.1 / 99.4 / 99.6.
 
 Paper training (all real datasets): ResNet-50, resize 256 and crop 224, flip, colour jitter, SGD
@@ -99,6 +99,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   if options["dataset"] == "synthetic":  # small and fast: configs/baseline.py's settings, fewer images
     config.backbone = "resnet18"
     config.backbone_width = 0.25
+    config.init_weights = "none"  # a width-0.25 net from scratch: no ImageNet counterpart
     config.vapnet.num_views = 2
     config.vapnet.attribute_dim = 64
     config.image_size = 64

@@ -118,6 +118,15 @@ class InvertedResidual(nn.Module):
     return y
 
 
+def _layers(width_mult: float) -> list[tuple[type[nn.Module], tuple]]:
+  """torchvision's `features` 0..18 as (module class, arguments before dtype): the stem conv, the
+  inverted residual blocks, the last 1 x 1 conv."""
+  layers = [(ConvBNReLU6, (_make_divisible(32 * width_mult), 3, 2))]
+  for t, c, n, s in INVERTED_RESIDUAL_SETTINGS:
+    layers += [(InvertedResidual, (_make_divisible(c * width_mult), s if r == 0 else 1, t)) for r in range(n)]
+  return layers + [(ConvBNReLU6, (_make_divisible(1280 * max(1.0, width_mult)), 1, 1))]
+
+
 class MobileNetV2(nn.Module):
   """torchvision mobilenet_v2 returning stage features.
 
@@ -139,29 +148,29 @@ class MobileNetV2(nn.Module):
     return channels | {"res5": _make_divisible(1280 * max(1.0, self.width_mult))}
 
   @nn.compact
-  def __call__(self, images: jnp.ndarray, *, train: bool) -> dict[str, jnp.ndarray]:
+  def __call__(self, images: jnp.ndarray, *, train: bool, start: str = "stem",
+               stop: str = "res5") -> dict[str, jnp.ndarray]:
     """images [B, H, W, C] -> {"res2".."res5": [B, H_s, W_s, C_s]} (strides 4, 8, 16, 32).
 
     res2..res5 are the outputs of features.3, .6, .13, .18 (24, 32, 96, 1280 channels at
-    width_mult 1); with H = 225 their sizes are 57, 29, 15, 8.
+    width_mult 1); with H = 225 their sizes are 57, 29, 15, 8. `start` / `stop` run only part
+    of the network with the same parameters, as ResNet's: `start="res4"` takes the "res3" map
+    as input and runs res4..`stop` (features.7..); "logits" only when stop is "res5".
     """
     chex.assert_rank(images, 4)
+    stages = ("stem", *STAGE_FEATURES)
+    if start not in stages[:-1] or stop not in stages[1:] or stages.index(start) > stages.index(stop):
+      raise ValueError(f"MobileNetV2: start={start!r}, stop={stop!r}: expected start in {stages[:-1]} and stop in "
+                       f"{stages[1:]}, start before stop")
+    first = 0 if start == "stem" else 1 if start == "res2" else STAGE_FEATURES[stages[stages.index(start) - 1]] + 1
     stage_at = {i: name for name, i in STAGE_FEATURES.items()}
-    stem = ConvBNReLU6(_make_divisible(32 * self.width_mult), 3, 2, self.dtype, name="features_0")
-    x = stem(images, train=train)
-    out, i = {}, 1
-    for t, c, n, s in INVERTED_RESIDUAL_SETTINGS:
-      for r in range(n):
-        block = InvertedResidual(_make_divisible(c * self.width_mult), s if r == 0 else 1, t,
-                                 self.dtype, name=f"features_{i}")
-        x = block(x, train=train)
+    x, out = images, {}
+    for i, (layer, args) in enumerate(_layers(self.width_mult)):
+      if first <= i <= STAGE_FEATURES[stop]:
+        x = layer(*args, self.dtype, name=f"features_{i}")(x, train=train)
         if i in stage_at:
           out[stage_at[i]] = x
-        i += 1
-    last = _make_divisible(1280 * max(1.0, self.width_mult))
-    x = ConvBNReLU6(last, 1, 1, self.dtype, name=f"features_{i}")(x, train=train)
-    out[stage_at[i]] = x
-    if self.num_classes is not None:
+    if self.num_classes is not None and stop == "res5":
       pooled = nn.Dropout(0.2, deterministic=not train)(jnp.mean(x, axis=(1, 2)))
       out["logits"] = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32,
                                kernel_init=_fc_init, name="classifier_1")(pooled)

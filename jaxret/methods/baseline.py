@@ -16,15 +16,22 @@ class Model(nn.Module):
   backbone_width: float
   embedding_dim: int
   num_classes: int
+  frozen_batch_norm: bool = False
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, images: jax.Array, *, train: bool) -> dict:
-    """images `[B, H, W, 3]` -> {"embedding": `[B, D]`, "logits": `[B, classes]`} (float32)."""
+    """images `[B, H, W, 3]` -> {"embedding": `[B, D]` (D = embedding_dim, or the backbone's width when
+    0), "logits": `[B, classes]`} (float32)."""
+    # frozen_batch_norm: the backbone normalises with its (pretrained) running statistics in
+    # training too and never updates them; its weights still train.
     features = get_backbone(self.backbone, width_multiplier=self.backbone_width, dtype=self.dtype,
-                            name="backbone")(images, train=train)
+                            name="backbone")(images, train=train and not self.frozen_batch_norm)
     pooled = jnp.mean(features["res5"], axis=(1, 2))
-    embedding = nn.Dense(self.embedding_dim, dtype=self.dtype, name="embedding")(pooled)
+    # embedding_dim 0: the pooled features themselves (a pretrained backbone's starting point as is)
+    embedding = pooled
+    if self.embedding_dim:
+      embedding = nn.Dense(self.embedding_dim, dtype=self.dtype, name="embedding")(pooled)
     logits = nn.Dense(self.num_classes, dtype=self.dtype, name="classifier")(embedding)
     return {"embedding": embedding.astype(jnp.float32), "logits": logits.astype(jnp.float32)}
 
@@ -32,7 +39,7 @@ class Model(nn.Module):
 def make_model(config: ml_collections.ConfigDict) -> Model:
   return Model(backbone=config.backbone, backbone_width=config.backbone_width,
                embedding_dim=config.embedding_dim, num_classes=config.num_classes,
-               dtype=jnp.dtype(config.compute_dtype))
+               frozen_batch_norm=config.get("frozen_batch_norm", False), dtype=jnp.dtype(config.compute_dtype))
 
 
 def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: dict):

@@ -127,7 +127,7 @@ class Adversary(nn.Module):
 
 
 class Model(nn.Module):
-  """DeML(I, J) on a ResNet split at `split` into FNet / GNet."""
+  """DeML(I, J) on a ResNet or MobileNetV2 split at `split` into FNet / GNet."""
   backbone: str
   backbone_width: float
   num_scales: int
@@ -209,9 +209,9 @@ def _with_batch_stats(backbone: nn.Module, stats, train: bool, update: bool, x: 
 def make_model(config: ml_collections.ConfigDict) -> Model:
   """The Model of `config`; raises a ValueError naming the config key at fault."""
   deml = config.deml
-  if not config.backbone.startswith("resnet"):
-    raise ValueError(f"config.backbone={config.backbone!r}: DeML splits a ResNet into FNet / GNet; expected "
-                     "resnet18 / resnet34 / resnet50 / resnet101")
+  if not config.backbone.startswith("resnet") and config.backbone != "mobilenet_v2":
+    raise ValueError(f"config.backbone={config.backbone!r}: DeML splits the backbone into FNet / GNet; expected "
+                     "resnet18 / resnet34 / resnet50 / resnet101 / mobilenet_v2")
   for key in ("num_scales", "num_branches", "walk_steps", "cam_hidden", "adversary_dim"):
     if deml[key] < 1:
       raise ValueError(f"config.deml.{key}={deml[key]}: expected a positive integer")

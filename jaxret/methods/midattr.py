@@ -202,9 +202,9 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
     raise ValueError(f"config.midattr.descriptor='fused' needs both branches, but config.midattr.branches="
                      f"{m.branches!r}: expected descriptor={m.branches!r}")
   backbone = get_backbone(config.backbone, width_multiplier=config.backbone_width)
-  if not isinstance(backbone, ResNet):
+  if m.branches != "global" and not isinstance(backbone, ResNet):
     raise ValueError(f"config.backbone={config.backbone!r}: the part branch copies a ResNet's last stage; "
-                     "expected resnet18, resnet34, resnet50 or resnet101")
+                     "expected resnet18, resnet34, resnet50 or resnet101 (or config.midattr.branches='global')")
   for key in ("part_stripes", "num_parts"):
     if m[key] < (0 if key == "part_stripes" else 1):
       raise ValueError(f"config.midattr.{key}={m[key]}: expected a positive integer"

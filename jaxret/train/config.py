@@ -1,5 +1,4 @@
 """The config keys every method shares, and the checks run before anything compiles."""
-import os
 
 import jax
 import ml_collections
@@ -8,6 +7,7 @@ from jaxret import methods
 from jaxret.data import datasets
 from jaxret.eval import evaluator
 from jaxret.eval.hashing import EMPTY_QUERIES
+from jaxret.weights import pretrained
 
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 AUGMENTATIONS = ("resize", "random_crop", "random_resized_crop")
@@ -22,7 +22,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.manual_dir = ""  # where raw downloads live
   c.backbone = "resnet18"
   c.backbone_width = 1.0  # channel multiplier: 1.0 = the published model; small values give tiny test models
-  c.init_weights = ""  # path of ImageNet weights for the backbone; "" = random init
+  # "imagenet" (the backbone's ImageNet file, see jaxret/weights/pretrained.py) | "none" (random
+  # init: training from scratch) | a weights file (.pth / .safetensors / launch.convert_weights .npz)
+  c.init_weights = "imagenet"
   c.image_size = 64  # input width, and height unless image_height is set
   c.image_height = 0  # 0 = image_size (square); e.g. 448 with image_size 224 for re-ID
   c.batch_size = 32  # global, over all devices and processes
@@ -85,10 +87,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
   """Stops with a message naming the key and what was expected; run before compiling."""
   num_devices = jax.device_count() if num_devices is None else num_devices
   methods.get_method(config.method)
+  pretrained.init_weights_path(config)
   datasets.check_available(config)
-  if config.init_weights and not os.path.isfile(config.init_weights):
-    raise ValueError(f"config.init_weights={config.init_weights!r}: no such file; expected a "
-                     "torchvision .pth / .safetensors or a launch.convert_weights .npz (or '')")
   if config.compute_dtype not in COMPUTE_DTYPES:
     raise ValueError(f"config.compute_dtype={config.compute_dtype!r}: expected one of {COMPUTE_DTYPES}")
   for key in ("batch_size", "total_steps", "image_size", "log_every"):

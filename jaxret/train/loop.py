@@ -99,7 +99,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
   restored = checkpoint.restore_latest(manager, state, data_iterator)
   if restored is not None:
     state = restored
-  elif config.init_weights:
+  elif config.init_weights != "none":
     state = state_lib.with_pretrained_backbone(state, config, method)
   start_step = int(jax.device_get(state.step))
   if restored is not None:
@@ -118,6 +118,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
   last_time, last_step = time.perf_counter(), start_step
   results = None
   try:
+    if val_evaluator is not None and restored is None and config.init_weights != "none":
+      # The pretrained starting point is a candidate: selection keeps it when training does not help.
+      val_metrics = val_evaluator.run(state.params, state.method_state)
+      writer.write(0, "val", val_metrics)
+      checkpoint.save_if_best(best, state, val_metrics)
     for step in range(start_step + 1, config.total_steps + 1):
       state, metrics = train_step(state, mesh_lib.global_batch(next(data_iterator), mesh))
       if config.state_update_every and step % config.state_update_every == 0:

@@ -9,6 +9,7 @@ import optax
 from jax.sharding import Mesh
 
 from jaxret import weights
+from jaxret.weights import pretrained
 from jaxret.train import mesh as mesh_lib
 
 
@@ -45,11 +46,12 @@ def create(method, config: ml_collections.ConfigDict, tx: optax.GradientTransfor
 
 
 def with_pretrained_backbone(state: TrainState, config: ml_collections.ConfigDict, method=None) -> TrainState:
-  """`state` with the module named "backbone" (its parameters and batch statistics) read from
-  `config.init_weights` (torchvision `.pth` / `.safetensors`, or a `launch.convert_weights` file),
-  then passed through `method.after_pretrained_backbone` when the method has one."""
+  """`state` with the module named "backbone" (its parameters and batch statistics) read from the
+  file `config.init_weights` names ("imagenet": the backbone's ImageNet file, or a torchvision
+  `.pth` / `.safetensors` or `launch.convert_weights` file; not "none"), then passed through
+  `method.after_pretrained_backbone` when the method has one."""
   params, batch_stats = weights.load_backbone_variables(
-      config.init_weights, config.backbone, state.params, state.method_state["batch_stats"])
+      pretrained.init_weights_path(config), config.backbone, state.params, state.method_state["batch_stats"])
   method_state = {**state.method_state, "batch_stats": batch_stats}
   hook = getattr(method, "after_pretrained_backbone", None)
   if hook is not None:  # compiled: every output leaf is a buffer of its own (the train step donates them)

@@ -41,6 +41,8 @@ def test_synthetic_quick_start_and_errors():
   assert (c.dataset, c.backbone, c.backbone_width, c.image_size, c.embedding_dim, c.total_steps) == (
       "synthetic", "resnet18", 0.25, 64, 128, 600)
   assert (c.optimizer.learning_rate, c.optimizer.schedule, c.data.augment) == (0.05, "cosine", "resize")
-  assert baseline.get_config("dataset=fashion_mnist").image_size == 32
+  f = baseline.get_config("dataset=fashion_mnist")  # the ImageNet MobileNetV2, its pooled features at step 0
+  assert (f.backbone, f.backbone_width, f.init_weights, f.embedding_dim, f.data.val_classes) == (
+      "mobilenet_v2", 1.0, "imagenet", 0, 2)
   with pytest.raises(ValueError, match="dataset='food101'"):
     baseline.get_config("dataset=food101")

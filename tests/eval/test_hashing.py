@@ -106,6 +106,7 @@ def test_empty_queries_skipped_or_counted_as_zero_as_adsh_and_deephash():
   with pytest.raises(ValueError, match="empty_queries='none'"):
     jaxret.eval.hashing_metrics(*data, empty_queries="none")
   config = config_lib.base_config()
+  config.init_weights = "none"  # base_config starts from ImageNet weights
   config.eval.protocol, config.eval.hashing_empty_queries = "hashing", "none"
   with pytest.raises(ValueError, match="config.eval.hashing_empty_queries='none'"):
     config_lib.validate(config)

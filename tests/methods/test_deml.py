@@ -254,8 +254,8 @@ def test_configs_and_bad_values():
   config.embedding_dim = 3
   with pytest.raises(ValueError, match="config.embedding_dim"):
     deml.make_model(config)
-  config.backbone = "mobilenet_v2"
-  with pytest.raises(ValueError, match="config.backbone"):
+  config.backbone = "vgg16"
+  with pytest.raises(ValueError, match="config.backbone='vgg16': DeML splits the backbone"):
     deml.make_model(config)
 
 
