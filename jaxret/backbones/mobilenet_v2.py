@@ -159,8 +159,8 @@ class MobileNetV2(nn.Module):
     """
     chex.assert_rank(images, 4)
     stages = ("stem", *STAGE_FEATURES)
-    if start not in stages[:-1] or stop not in stages[1:] or stages.index(start) > stages.index(stop):
-      raise ValueError(f"MobileNetV2: start={start!r}, stop={stop!r}: expected start in {stages[:-1]} and stop in "
+    if start not in stages or stop not in stages[1:] or stages.index(start) > stages.index(stop):
+      raise ValueError(f"MobileNetV2: start={start!r}, stop={stop!r}: expected start in {stages} and stop in "
                        f"{stages[1:]}, start before stop")
     first = 0 if start == "stem" else 1 if start == "res2" else STAGE_FEATURES[stages[stages.index(start) - 1]] + 1
     stage_at = {i: name for name, i in STAGE_FEATURES.items()}

@@ -129,8 +129,8 @@ class ResNet(nn.Module):
     """
     chex.assert_rank(images, 4)
     stages = ("stem", *self.stage_channels())
-    if start not in stages[:-1] or stop not in stages[1:] or stages.index(start) > stages.index(stop):
-      raise ValueError(f"ResNet: start={start!r}, stop={stop!r}: expected start in {stages[:-1]} and stop in "
+    if start not in stages or stop not in stages[1:] or stages.index(start) > stages.index(stop):
+      raise ValueError(f"ResNet: start={start!r}, stop={stop!r}: expected start in {stages} and stop in "
                        f"{stages[1:]}, start before stop")
     x = images
     if start == "stem":

@@ -1,6 +1,6 @@
 """Mid-level attributes + part branch for person re-ID (Zhang & Xu, 2018; papers/midattr.txt).
 
-A ResNet backbone and three heads (Sec. 2.1, Fig. 2):
+A ResNet (or MobileNetV2) backbone and three heads (Sec. 2.1, Fig. 2):
 - global branch: GAP on the backbone's last stage ("pool5") -> dropout -> FC(n identities);
 - part branch: a second copy of the last stage with its own weights, run on the backbone's
   second-to-last stage; horizontal average pooling into S stripes ("pool5_1", `[B, S, C5]`),
@@ -43,7 +43,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxret.backbones import ResNet, get_backbone
+from jaxret.backbones import get_backbone
 from jaxret.methods.a3m import attribute_cross_entropy, value_mask
 from jaxret.ops.horizontal_pooling import horizontal_average_pool, horizontal_max_pool
 
@@ -100,23 +100,6 @@ def total_loss(loss_global: jax.Array | None, loss_local: jax.Array | None, attr
   return loss
 
 
-class LastStageCopy(nn.Module):
-  """A ResNet's last stage with its own weights (named as the backbone's, e.g. `layer4_0`, so
-  ImageNet weights can be copied in): `[B, H4, W4, C4]` -> `[B, H5, W5, C5]`."""
-  stage_sizes: tuple[int, ...]
-  block_cls: type[nn.Module]
-  width: int
-  dtype: jnp.dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    s = len(self.stage_sizes) - 1
-    for b in range(self.stage_sizes[s]):
-      x = self.block_cls(planes=self.width * 2**s, stride=2 if b == 0 else 1, dtype=self.dtype,
-                         name=f"layer{s + 1}_{b}")(x, train=train)
-    return x
-
-
 class PartAttributeClassifiers(nn.Module):
   """The m attribute FCs over routed parts (`routed_attribute_logits`): parts `[B, P, C]` ->
   logits `[B, K, max_values]`, the values an attribute does not have set to -1e9."""
@@ -136,7 +119,7 @@ class PartAttributeClassifiers(nn.Module):
 
 
 class Model(nn.Module):
-  """The network of Fig. 2 on a ResNet (see the module docstring)."""
+  """The network of Fig. 2 (see the module docstring)."""
   backbone: str
   backbone_width: float
   num_classes: int
@@ -168,8 +151,11 @@ class Model(nn.Module):
       outputs["global_feature"] = pool5
       outputs["global_logits"] = nn.Dense(self.num_classes, dtype=self.dtype, name="global_classifier")(dropped)
     if self.branches in ("both", "part"):
-      res5_part = LastStageCopy(tuple(backbone.stage_sizes), backbone.block_cls, backbone.width, self.dtype,
-                                name="part_stage")(stages["res4"], train=train)
+      # conv5 duplicated: the backbone's last stage with weights of its own, named as the backbone's
+      # (ResNet `layer4_*`, MobileNetV2 `features_14..18`), so the pretrained stage can be copied in.
+      part_stage = get_backbone(self.backbone, width_multiplier=self.backbone_width, dtype=self.dtype,
+                                name="part_stage")
+      res5_part = part_stage(stages["res4"], train=train, start="res5")["res5"]
       pooled = horizontal_average_pool(res5_part, self.part_stripes or res5_part.shape[1])  # pool5_1 [B, S, C5]
       reduced = nn.Dense(self.part_dim, dtype=self.dtype, name="part_reduction")(pooled)  # 1x1 conv [B, S, d]
       reduced = reduced.reshape(reduced.shape[0], -1)
@@ -201,10 +187,6 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
   if m.descriptor == "fused" and m.branches != "both":
     raise ValueError(f"config.midattr.descriptor='fused' needs both branches, but config.midattr.branches="
                      f"{m.branches!r}: expected descriptor={m.branches!r}")
-  backbone = get_backbone(config.backbone, width_multiplier=config.backbone_width)
-  if m.branches != "global" and not isinstance(backbone, ResNet):
-    raise ValueError(f"config.backbone={config.backbone!r}: the part branch copies a ResNet's last stage; "
-                     "expected resnet18, resnet34, resnet50 or resnet101 (or config.midattr.branches='global')")
   for key in ("part_stripes", "num_parts"):
     if m[key] < (0 if key == "part_stripes" else 1):
       raise ValueError(f"config.midattr.{key}={m[key]}: expected a positive integer"
@@ -237,9 +219,7 @@ def copy_last_stage(params, method_state):
   (`part_stage`, parameters and batch statistics) set to the backbone's last stage."""
 
   def last_stage(tree):
-    blocks = tree["backbone"]
-    last = max(int(name[len("layer")]) for name in blocks if name.startswith("layer"))
-    return {name: blocks[name] for name in blocks if name.startswith(f"layer{last}_")}
+    return {name: tree["backbone"][name] for name in tree["part_stage"]}
 
   stats = method_state["batch_stats"]
   return ({**params, "part_stage": last_stage(params)},

@@ -77,7 +77,7 @@ def _apply(config, params, state, train=False, capture=False):
   if capture:
     out["stages"] = variables["intermediates"]["backbone"]["__call__"][0]
     if "part_stage" in variables["intermediates"]:
-      out["part_res5"] = variables["intermediates"]["part_stage"]["__call__"][0]
+      out["part_res5"] = variables["intermediates"]["part_stage"]["__call__"][0]["res5"]
   return out
 
 
@@ -142,6 +142,18 @@ def test_outputs_routing_and_attribute_predictions(model):
   np.testing.assert_array_equal(predicted, np.argmax(out["attribute_logits"], -1))
   assert predicted.dtype == np.int32
   np.testing.assert_allclose(midattr.embed_fn(params, state, _batch()["image"], config), out["embedding"])
+
+
+def test_part_branch_copies_a_mobilenet_last_stage():
+  config = _config()
+  config.unlock()
+  config.backbone, config.backbone_width = "mobilenet_v2", 0.25
+  params, state = jax.jit(lambda rng: midattr.init_state(rng, config, _batch()))(RNG)
+  stage = {f"features_{i}" for i in range(14, 19)}  # torchvision's features.14-18: res5
+  assert set(params["part_stage"]) == stage and set(state["batch_stats"]["part_stage"]) == stage
+  jax.tree.map(np.testing.assert_array_equal, params["part_stage"], {k: params["backbone"][k] for k in stage})
+  out = _apply(config, params, state, capture=True)
+  np.testing.assert_allclose(out["part_res5"], out["stages"]["res5"], rtol=1e-6)
 
 
 def test_part_branch_has_its_own_weights(model):
@@ -298,10 +310,6 @@ def test_bad_config_values_name_the_key():
     midattr.make_model(_config(attribute_parts=PARTS[:2]))
   with pytest.raises(ValueError, match="'top' has parts \\(4,\\)"):
     midattr.make_model(_config(attribute_parts=(("top", (4,)),) + PARTS[1:]))
-  with pytest.raises(ValueError, match="config.backbone='mobilenet_v2'"):
-    config = _config()
-    config.backbone = "mobilenet_v2"
-    midattr.make_model(config)
   with pytest.raises(ValueError, match="dataset="):
     midattr_config.get_config("dataset=cub")
   with pytest.raises(ValueError, match="have no parts"):

@@ -117,8 +117,6 @@ def test_imagenet_mobilenet_fills_each_methods_backbone(method, chelsea, standal
   config.attribute_sizes = tuple(len(v) for v in synthetic.ATTRIBUTE_VALUES)
   config.batch_size, config.image_size = 8, 64
   config.data.classes_per_batch = 0
-  if method == "midattr":  # its part branch copies a ResNet stage; the global branch takes any backbone
-    config.midattr.branches = config.midattr.descriptor = "global"
   rng = np.random.default_rng(0)
   batch = {"image": rng.normal(size=(8, 64, 64, 3)).astype(np.float32),
            "label": np.arange(8, dtype=np.int32) % 4,
