@@ -8,8 +8,8 @@
 Standard cases (backbone_width 1.0, the method's synthetic config otherwise, 100 classes, the
 synthetic set's 12 attributes): r18_64_b32 = ResNet-18, 64 x 64, batch 32; r50_224_b8 =
 ResNet-50, 224 x 224, batch 8; mv2_S_b32 = MobileNetV2 at S x S, batch 32 (`--mobilenet`: the
-baseline at 64, 128 and 224 px, training and `--inference`). Each side runs in its own fresh process (its peak memory is its
-own): the jitted jaxret train step (`jaxret.train.step.compile_train_step`: loss, gradients,
+baseline at 64, 128 and 224 px, training and `--inference`). Each side runs in its own fresh
+process (its peak memory is its own): the jitted jaxret train step (`jaxret.train.step.compile_train_step`: loss, gradients,
 optimizer, donation) or the PyTorch model of `benchmarks/torch_reference/` (same layers and
 loss, channels-last, the same optimizer; `torch.compile` and bfloat16 autocast on GPU) on the
 same random batch; with `--inference`, the eval-mode embedding instead (jaxret: the jitted
@@ -40,6 +40,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METHODS = ("baseline", "a3m", "midattr", "a2net", "vapnet", "deml")
 CASES = {"r18_64_b32": ("resnet18", 64, 32), "r50_224_b8": ("resnet50", 224, 8)}
 MOBILENET_CASES = {f"mv2_{size}_b32": ("mobilenet_v2", size, 32) for size in (64, 128, 224)}
+ALL_CASES = {**CASES, **MOBILENET_CASES}
 NUM_CLASSES = 100
 NUM_TRAIN_EXAMPLES = 3000
 # Dense bfloat16 peak TFLOP/s by device kind (vendor data sheets), for model FLOPs utilisation.
@@ -92,8 +93,10 @@ def peak_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def run_jaxret(args) -> dict:
-  """Images/second of the compiled jaxret train step, its FLOPs (XLA's cost analysis) and peak memory."""
+def jaxret_program(args):
+  """jaxret's side of `args` on one device, compiled: `(config, compiled, step, compile_s)`, where
+  `step()` runs the train step (or with `--inference` the jitted `embed_fn`) once and waits for
+  it. Sets jaxret's CPU XLA flags first (`profile_step.py` builds the same program)."""
   sys.path.insert(0, REPO)
   from jaxret.train import distributed  # pylint: disable=import-outside-toplevel
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + args.xla_flags).strip()
@@ -121,9 +124,6 @@ def run_jaxret(args) -> dict:
     start = time.perf_counter()
     compiled = train_step.lower(holder["state"], global_batch).compile()
   compile_s = time.perf_counter() - start
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float((cost or {}).get("flops", float("nan")))
 
   def step():
     if args.inference:
@@ -132,6 +132,16 @@ def run_jaxret(args) -> dict:
     holder["state"], metrics = compiled(holder["state"], global_batch)
     jax.block_until_ready(metrics["loss"])
 
+  return config, compiled, step, compile_s
+
+
+def run_jaxret(args) -> dict:
+  """Images/second of the compiled jaxret train step, its FLOPs (XLA's cost analysis) and peak memory."""
+  config, compiled, step, compile_s = jaxret_program(args)
+  import jax  # pylint: disable=import-outside-toplevel  (after jaxret_program set the XLA flags)
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float((cost or {}).get("flops", float("nan")))
   times = step_times(step, args.warmup, args.steps)
   device = jax.devices()[0]
   stats = device.memory_stats() if device.platform == "gpu" else None
@@ -202,8 +212,7 @@ def torch_optimizer(model, opt):
 
 def run_case(args, method: str, case: str | None, inference: bool) -> dict:
   """Both sides of one case, each in a fresh process; the combined JSON record."""
-  backbone, image_size, batch = {**CASES, **MOBILENET_CASES}[case] if case else (args.backbone, args.image_size,
-                                                                                 args.batch)
+  backbone, image_size, batch = ALL_CASES[case] if case else (args.backbone, args.image_size, args.batch)
   common = ["--method", method, "--backbone", backbone, "--image_size", str(image_size), "--batch", str(batch),
             "--dtype", args.dtype, "--warmup", str(args.warmup), "--steps", str(args.steps)]
   if inference:
@@ -240,7 +249,7 @@ def make_parser() -> argparse.ArgumentParser:
   parser.add_argument("--all", action="store_true", help="every method x every standard case")
   parser.add_argument("--method", default="baseline", choices=METHODS)
   parser.add_argument("--mobilenet", action="store_true", help="the baseline's MobileNetV2 cases, training and inference")
-  parser.add_argument("--case", choices=sorted({**CASES, **MOBILENET_CASES}),
+  parser.add_argument("--case", choices=sorted(ALL_CASES),
                       help="a standard case (overrides the three below)")
   parser.add_argument("--backbone", default="resnet18")
   parser.add_argument("--image_size", type=int, default=64)

@@ -97,9 +97,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
 
   manager = checkpoint.make_manager(workdir, config.keep_checkpoints)
   restored = checkpoint.restore_latest(manager, state, data_iterator)
+  pretrained_start = restored is None and config.init_weights != "none"
   if restored is not None:
     state = restored
-  elif config.init_weights != "none":
+  elif pretrained_start:
     state = state_lib.with_pretrained_backbone(state, config, method)
   start_step = int(jax.device_get(state.step))
   if restored is not None:
@@ -118,7 +119,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
   last_time, last_step = time.perf_counter(), start_step
   results = None
   try:
-    if val_evaluator is not None and restored is None and config.init_weights != "none":
+    if val_evaluator is not None and pretrained_start:
       # The pretrained starting point is a candidate: selection keeps it when training does not help.
       val_metrics = val_evaluator.run(state.params, state.method_state)
       writer.write(0, "val", val_metrics)
