@@ -1,0 +1,287 @@
+"""A paper's ablation table on the synthetic creatures, every row fine-tuned from the ImageNet
+MobileNetV2; one JSON line per row and seed, then the Markdown table with a verdict per claim.
+
+  python benchmarks/reproduce.py --method a3m [--seeds 0,1] [--rows baseline1,a3m] [--steps 300]
+      [--workdir /tmp/reproduce] [--out benchmarks/results/reproduce/a3m.jsonl] [--set KEY=VALUE ...]
+  python benchmarks/reproduce.py --method a3m --table      # only the table of the lines in --out
+
+Every row trains `jaxret.train.loop.train` on the creatures (90 training classes, 10 validation
+classes choose the checkpoint, 100 unseen test classes) with the settings of `FINE_TUNE` (the
+ImageNet MobileNetV2, 128 px: a 4 x 4 last map, SGD at 0.01 with the backbone at 0.1 x, cosine,
+`--steps` steps of batch 32), then scores the chosen model on each of the method's `scorings`:
+a protocol (retrieval: Recall@K under cosine; reid: the test classes split into query / gallery by
+camera, CMC and mAP under Euclidean distance) or a variant of the config (MidAttr's descriptors).
+A line (`method`, `row`, `seed`, one dict of metrics per scoring, `attribute_accuracy`, the
+validation metric of the chosen step, `seconds`, the settings) is appended to --out as soon as its
+row is done; rows and seeds already there are skipped, so an interrupted table resumes.
+
+Verdicts compare the seed ranges (min to max) of the two sides of a claim: "reproduced" when the
+paper's higher side is above with the ranges apart, "not reproduced" when it is below with the
+ranges apart, "within noise" when they overlap.
+"""
+import argparse
+import ast
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from jaxret.train import distributed  # noqa: E402  (before jax initialises its backend)
+
+distributed.cpu_xla_flags()
+
+import importlib  # noqa: E402
+
+import jax  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+
+from jaxret.data import datasets  # noqa: E402
+from jaxret.eval import evaluator as evaluator_lib  # noqa: E402
+from jaxret.train import loop, saved_run  # noqa: E402
+
+# Fine-tuning the ImageNet MobileNetV2 on the creatures, the same for every row of every table.
+FINE_TUNE = {
+    "backbone": "mobilenet_v2", "backbone_width": 1.0, "init_weights": "imagenet", "image_size": 128,
+    "batch_size": 32, "log_every": 50, "data.augment": "resize", "data.random_flip": True,
+    "optimizer.name": "sgd", "optimizer.learning_rate": 0.01, "optimizer.momentum": 0.9,
+    "optimizer.weight_decay": 5e-4, "optimizer.schedule": "cosine", "optimizer.warmup_steps": 30,
+    "optimizer.decay_boundaries": (), "optimizer.lr_multipliers": (("^(backbone|part_stage)/", 0.1),),
+}
+EVALUATIONS = 3  # validation evaluations after step 0 (the pretrained start is evaluated too)
+# Model selection: the ImageNet features alone reach validation Recall@1 0.98 on the 10
+# validation classes, so retrieval rows are chosen by their mAP@R, which does not saturate.
+RETRIEVAL = {"eval.protocol": "retrieval", "eval.metric": "cosine", "eval.selection_metric": "map@r"}
+REID = {"eval.protocol": "reid", "eval.metric": "euclidean", "eval.selection_metric": "map"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+  """One paper table: `rows` name -> (config argument, overrides); `scorings` name -> overrides of
+  the trained config that score it (the first is the training protocol); `columns` (header, path
+  "scoring/metric"); `claims` (the paper's claim, (row, scoring) below, (row, scoring) above),
+  each judged on every `claim_metrics` (header, path with "{}" for the side's scoring)."""
+  paper: str
+  rows: dict
+  scorings: dict
+  columns: tuple
+  claims: tuple
+  claim_metrics: tuple
+
+
+A3M_D = {"a3m.feature_dim": 512, "embedding_dim": 0}  # the paper's d = 512, f_final as the embedding
+A3M = Table(
+    paper="A3M, Table 1 (Market-1501 re-ID; the retrieval tables 4-5 compare Baseline-1 and A3M)",
+    rows={
+        "baseline1": ("configs/baseline.py:dataset=synthetic", {"embedding_dim": 512}),
+        "baseline2": ("configs/a3m.py:dataset=synthetic,variant=baseline2", A3M_D),
+        "att1": ("configs/a3m.py:dataset=synthetic,variant=att1", A3M_D),
+        "att2": ("configs/a3m.py:dataset=synthetic,variant=att2", A3M_D),
+        "a3m_no_attr_label": ("configs/a3m.py:dataset=synthetic,variant=a3m",
+                              {**A3M_D, "a3m.use_attribute_labels": False}),
+        "a3m": ("configs/a3m.py:dataset=synthetic,variant=a3m", A3M_D),
+    },
+    scorings={"retrieval": RETRIEVAL, "reid": REID},
+    columns=(("R@1", "retrieval/recall@1"), ("R@2", "retrieval/recall@2"), ("R@4", "retrieval/recall@4"),
+             ("R@8", "retrieval/recall@8"), ("re-ID rank-1", "reid/rank1"), ("re-ID mAP", "reid/map"),
+             ("attribute acc.", "attribute_accuracy")),
+    claims=tuple((f"{low} < {high}", (low, ""), (high, ""))
+                 for low, high in (("baseline1", "baseline2"), ("baseline2", "att1"), ("baseline2", "att2"),
+                                   ("att1", "a3m_no_attr_label"), ("att2", "a3m_no_attr_label"),
+                                   ("a3m_no_attr_label", "a3m"), ("baseline1", "a3m"))),
+    claim_metrics=(("R@1", "retrieval/recall@1"), ("re-ID rank-1", "reid/rank1"), ("re-ID mAP", "reid/map")),
+)
+
+MIDATTR_LAYERS = ("none", "res5", "res4", "res3")
+MIDATTR = Table(
+    paper="MidAttr, Tables 4-5 (attribute layer; global / part descriptor) and Tables 2, 6 (fused)",
+    rows={layer: (f"configs/midattr.py:dataset=synthetic,attributes={layer}", {"midattr.part_dim": 256})
+          for layer in MIDATTR_LAYERS},
+    scorings={"fused": {**REID, "midattr.descriptor": "fused"}, "global": {**REID, "midattr.descriptor": "global"},
+              "part": {**REID, "midattr.descriptor": "part"}},
+    columns=(("global rank-1", "global/rank1"), ("global mAP", "global/map"), ("part rank-1", "part/rank1"),
+             ("part mAP", "part/map"), ("fused rank-1", "fused/rank1"), ("fused mAP", "fused/map"),
+             ("attribute acc.", "attribute_accuracy")),
+    claims=tuple((f"{descriptor}: {low} < {high}", (low, descriptor), (high, descriptor))
+                 for descriptor in ("global", "part") for low, high in zip(MIDATTR_LAYERS, MIDATTR_LAYERS[1:])) + tuple(
+        (f"{layer}: {descriptor} < fused", (layer, descriptor), (layer, "fused"))
+        for layer in ("none", "res3") for descriptor in ("global", "part")),
+    claim_metrics=(("rank-1", "{}/rank1"), ("mAP", "{}/map")),
+)
+TABLES = {"a3m": A3M, "midattr": MIDATTR}
+
+
+def override(config: ml_collections.ConfigDict, settings: dict) -> ml_collections.ConfigDict:
+  """A copy of `config` with the dotted keys of `settings` set; a KeyError names an unknown key."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  for key, value in settings.items():
+    *sections, name = key.split(".")
+    node = config
+    for section in sections:
+      node = node[section]
+    if name not in node:
+      raise KeyError(f"--set {key}: the config has no key {name!r}; expected one of {sorted(node.keys())}")
+    node[name] = value
+  config.lock()
+  return config
+
+
+def row_config(table: Table, row: str, seed: int, steps: int, settings: dict) -> ml_collections.ConfigDict:
+  """The config of `row` at `seed`: its config file, `FINE_TUNE`, the row's overrides, `settings`."""
+  argument, row_settings = table.rows[row]
+  path, _, option = argument.partition(":")
+  config = importlib.import_module(path[:-3].replace("/", ".")).get_config(option)
+  every = max(steps // EVALUATIONS, 1)
+  config = override(config, {**FINE_TUNE, "total_steps": steps, "eval_every": every, "checkpoint_every": every,
+                             "seed": seed, **row_settings})
+  return override(config, {**table.scorings[next(iter(table.scorings))], **settings})
+
+
+def chosen_validation(workdir: str, step: int) -> dict:
+  """The validation metrics the loop wrote for `step` (the checkpoint it chose)."""
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    lines = [line for line in map(json.loads, f) if line["split"] == "val" and line["step"] == step]
+  return {k: round(v, 4) for k, v in lines[-1].items() if k not in ("split", "step") and "/" not in k}
+
+
+def run_row(table: Table, row: str, seed: int, steps: int, workdir: str, settings: dict) -> dict:
+  """Trains `row` at `seed` in `workdir` and scores its chosen model on every scoring."""
+  config = row_config(table, row, seed, steps, settings)
+  start = time.perf_counter()
+  first, *others = table.scorings
+  scores = {first: loop.train(config, workdir)}
+  run = saved_run.restore(workdir, "best")
+  for name in others:
+    variant = override(run.config, table.scorings[name])
+    data = datasets.load(variant)
+    embedder = evaluator_lib.Embedder(run.method, variant, run.mesh)
+    scores[name] = evaluator_lib.make_evaluator(data.test, data.test_gallery, embedder).run(
+        run.params, run.method_state)
+  step = scores[first]["checkpoint_step"]
+  line = {"method": table_name(table), "row": row, "seed": seed}
+  for name, metrics in scores.items():
+    line[name] = {k: round(float(v), 4) for k, v in metrics.items() if "/" not in k and k != "checkpoint_step"}
+    line[name].pop("attribute_accuracy", None)
+  line["attribute_accuracy"] = scores[first].get("attribute_accuracy")
+  line.update(checkpoint_step=step, val=chosen_validation(workdir, step), steps=steps,
+              seconds=round(time.perf_counter() - start, 1), config=table.rows[row][0],
+              settings={k: str(v) for k, v in {**table.rows[row][1], **settings}.items()},
+              machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__}")
+  return line
+
+
+def table_name(table: Table) -> str:
+  return next(name for name, t in TABLES.items() if t is table)
+
+
+def value(lines: list[dict], row: str, path: str) -> np.ndarray:
+  """The values of `path` ("scoring/metric" or a top-level key) over the seeds of `row`."""
+  values = []
+  for line in lines:
+    if line["row"] == row:
+      node = line
+      for key in path.split("/"):
+        node = node.get(key) if isinstance(node, dict) else None
+      if node is not None:
+        values.append(node)
+  return np.asarray(values, float)
+
+
+def verdict(low: np.ndarray, high: np.ndarray) -> str:
+  """"reproduced" when every `high` seed beats every `low` seed, "not reproduced" when every
+  `low` beats every `high`, else "within noise" (the seed ranges overlap); "(1 seed)" is added
+  when a side has a single seed, which has no range."""
+  if not len(low) or not len(high):
+    return "missing"
+  if high.min() > low.max():
+    result = "reproduced"
+  elif low.min() > high.max():
+    result = "not reproduced"
+  else:
+    result = "within noise"
+  return result + (" (1 seed)" if min(len(low), len(high)) < 2 else "")
+
+
+def markdown(table: Table, lines: list[dict]) -> str:
+  """The rows' means with their spread (half the seed range) and one verdict line per claim."""
+  header = "| row | seeds | " + " | ".join(h for h, _ in table.columns) + " | minutes / seed |"
+  out = [header, "|" + "---|" * (len(table.columns) + 3)]
+  for row in table.rows:
+    seeds = sum(line["row"] == row for line in lines)
+    if not seeds:
+      continue
+    cells = []
+    for _, path in table.columns:
+      v = value(lines, row, path)
+      cells.append(f"{v.mean():.3f} ± {(v.max() - v.min()) / 2:.3f}" if len(v) else "-")
+    minutes = value(lines, row, "seconds").mean() / 60
+    out.append(f"| {row} | {seeds} | " + " | ".join(cells) + f" | {minutes:.1f} |")
+  out += ["", "| claim (paper) | " + " | ".join(h for h, _ in table.claim_metrics) + " |",
+          "|" + "---|" * (len(table.claim_metrics) + 1)]
+  for claim, (low_row, low_scoring), (high_row, high_scoring) in table.claims:
+    cells = []
+    for _, path in table.claim_metrics:
+      low, high = value(lines, low_row, path.format(low_scoring)), value(lines, high_row, path.format(high_scoring))
+      means = " → ".join(f"{v.mean():.3f}" if len(v) else "-" for v in (low, high))
+      cells.append(f"{means}: {verdict(low, high)}")
+    out.append(f"| {claim} | " + " | ".join(cells) + " |")
+  return "\n".join(out)
+
+
+def read_lines(path: str) -> list[dict]:
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+  """KEY=VALUE with VALUE a Python literal (1e-3, True, (1, 2)) or else a string."""
+  key, sep, raw = text.partition("=")
+  if not sep:
+    raise argparse.ArgumentTypeError(f"--set {text!r}: expected KEY=VALUE")
+  try:
+    return key, ast.literal_eval(raw)
+  except (ValueError, SyntaxError):
+    return key, raw
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--method", required=True, choices=sorted(TABLES))
+  parser.add_argument("--seeds", default="0,1", help="comma-separated training seeds")
+  parser.add_argument("--rows", default="", help="comma-separated rows (default: all of the table)")
+  parser.add_argument("--steps", type=int, default=150, help="training steps per row")
+  parser.add_argument("--workdir", default="/tmp/reproduce", help="runs go to WORKDIR/METHOD/ROW_sSEED")
+  parser.add_argument("--out", default="", help="JSON lines (default benchmarks/results/reproduce/METHOD.jsonl)")
+  parser.add_argument("--set", action="append", default=[], type=parse_setting, help="KEY=VALUE for every row")
+  parser.add_argument("--table", action="store_true", help="print the table of --out; train nothing")
+  args = parser.parse_args(argv)
+  table = TABLES[args.method]
+  out = args.out or os.path.join(REPO, "benchmarks", "results", "reproduce", f"{args.method}.jsonl")
+  rows = args.rows.split(",") if args.rows else list(table.rows)
+  unknown = [row for row in rows if row not in table.rows]
+  if unknown:
+    parser.error(f"--rows: {unknown} are not rows of {args.method}; expected some of {list(table.rows)}")
+  if not args.table:
+    done = {(line["row"], line["seed"]) for line in read_lines(out)}
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    for seed in map(int, args.seeds.split(",")):
+      for row in rows:
+        if (row, seed) in done:
+          continue
+        line = run_row(table, row, seed, args.steps, os.path.join(args.workdir, args.method, f"{row}_s{seed}"),
+                       dict(args.set))
+        with open(out, "a") as f:
+          f.write(json.dumps(line) + "\n")
+        print(json.dumps(line), flush=True)
+  print(f"{table.paper}\n\n{markdown(table, read_lines(out))}")
+
+
+if __name__ == "__main__":
+  main()

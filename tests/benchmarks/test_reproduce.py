@@ -1,0 +1,88 @@
+"""benchmarks/reproduce.py: every row's config is the ImageNet MobileNetV2 with a last map of at
+least 4 x 4 and the row's ablation; verdicts and the table follow the seeds' numbers; a tiny
+MidAttr row trains, is scored on every descriptor, lands in the JSON lines and is not retrained."""
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxret.backbones import get_backbone
+from jaxret.train import config as config_lib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "benchmarks"))
+import reproduce  # pylint: disable=wrong-import-position
+
+ROWS = [(name, row) for name, table in reproduce.TABLES.items() for row in table.rows]
+
+
+@pytest.mark.parametrize("name,row", ROWS)
+def test_row_config_fine_tunes_imagenet_mobilenet_v2_with_4x4_last_map(name, row):
+  table = reproduce.TABLES[name]
+  config = reproduce.row_config(table, row, seed=3, steps=90, settings={})
+  config_lib.validate(config, num_devices=1)
+  assert (config.backbone, config.backbone_width, config.init_weights) == ("mobilenet_v2", 1.0, "imagenet")
+  assert (config.seed, config.total_steps, config.eval_every) == (3, 90, 30)
+  assert config.eval.protocol == ("retrieval" if name == "a3m" else "reid")
+  images = jax.ShapeDtypeStruct((1, config.image_size, config.image_size, 3), jnp.float32)
+  backbone = get_backbone(config.backbone, config.backbone_width)
+  res5 = jax.eval_shape(lambda x: backbone.init_with_output(jax.random.key(0), x, train=False)[0]["res5"], images)
+  assert min(res5.shape[1:3]) >= 4
+
+
+def test_rows_carry_their_ablation():
+  a3m = {row: reproduce.row_config(reproduce.A3M, row, 0, 30, {}) for row in reproduce.A3M.rows}
+  assert a3m["baseline1"].method == "baseline"
+  assert [a3m[row].a3m.variant for row in ("baseline2", "att1", "att2", "a3m")] == ["baseline2", "att1", "att2", "a3m"]
+  assert not a3m["a3m_no_attr_label"].a3m.use_attribute_labels and a3m["a3m"].a3m.use_attribute_labels
+  assert {a3m[row].a3m.feature_dim for row in reproduce.A3M.rows if row != "baseline1"} == {512}
+  layers = {row: reproduce.row_config(reproduce.MIDATTR, row, 0, 30, {}).midattr.attribute_layer
+            for row in reproduce.MIDATTR.rows}
+  assert layers == {"none": "none", "res5": "res5", "res4": "res4", "res3": "res3"}
+
+
+def test_unknown_setting_names_the_key():
+  with pytest.raises(KeyError, match="learning_rat"):
+    reproduce.row_config(reproduce.A3M, "a3m", 0, 30, {"optimizer.learning_rat": 0.1})
+
+
+def test_verdict_compares_seed_ranges():
+  assert reproduce.verdict(np.array([0.50, 0.52]), np.array([0.53, 0.60])) == "reproduced"
+  assert reproduce.verdict(np.array([0.53, 0.60]), np.array([0.50, 0.52])) == "not reproduced"
+  assert reproduce.verdict(np.array([0.50, 0.55]), np.array([0.54, 0.60])) == "within noise"
+  assert reproduce.verdict(np.array([0.50]), np.array([0.54, 0.60])) == "reproduced (1 seed)"
+  assert reproduce.verdict(np.array([]), np.array([0.5])) == "missing"
+
+
+def test_markdown_reports_mean_and_half_range():
+  lines = [{"row": "baseline1", "seed": s, "retrieval": {"recall@1": r}, "reid": {"rank1": 0.3, "map": 0.2},
+            "seconds": 600} for s, r in ((0, 0.40), (1, 0.50))]
+  lines += [{"row": "a3m", "seed": s, "retrieval": {"recall@1": r}, "reid": {"rank1": 0.1, "map": 0.1},
+             "attribute_accuracy": 0.8, "seconds": 300} for s, r in ((0, 0.70), (1, 0.72))]
+  text = reproduce.markdown(reproduce.A3M, lines)
+  assert "| baseline1 | 2 | 0.450 ± 0.050 |" in text and "| a3m | 2 | 0.710 ± 0.010 |" in text
+  assert "| 10.0 |" in text and "| 5.0 |" in text  # minutes per seed
+  claim = next(line for line in text.splitlines() if line.startswith("| baseline1 < a3m |"))
+  assert claim.split(" | ")[1:] == ["0.450 → 0.710: reproduced", "0.300 → 0.100: not reproduced",
+                                    "0.200 → 0.100: not reproduced |"]
+
+
+def test_tiny_midattr_row_is_scored_on_every_descriptor_and_resumes(tmp_path):
+  out = tmp_path / "midattr.jsonl"
+  argv = ["--method", "midattr", "--rows", "res3", "--seeds", "0", "--steps", "1", "--workdir", str(tmp_path),
+          "--out", str(out), "--set", "backbone=resnet18", "--set", "backbone_width=0.125",
+          "--set", "init_weights=none", "--set", "image_size=32", "--set", "batch_size=8",
+          "--set", "data.synthetic_images_per_class=12", "--set", "midattr.part_dim=8"]
+  reproduce.main(argv)
+  (line,) = [json.loads(text) for text in out.read_text().splitlines()]
+  assert (line["method"], line["row"], line["seed"], line["checkpoint_step"]) == ("midattr", "res3", 0, 1)
+  for descriptor in ("fused", "global", "part"):
+    assert set(line[descriptor]) >= {"rank1", "map"} and 0 <= line[descriptor]["map"] <= 1
+  assert 0 <= line["attribute_accuracy"] <= 1 and "map" in line["val"]
+  assert line["settings"]["midattr.part_dim"] == "8"
+  reproduce.main(argv)  # the row is in --out: nothing is trained again
+  assert len(out.read_text().splitlines()) == 1
