@@ -26,7 +26,7 @@ def test_row_config_fine_tunes_imagenet_mobilenet_v2_with_4x4_last_map(name, row
   config = reproduce.row_config(table, row, seed=3, steps=90, settings={})
   config_lib.validate(config, num_devices=1)
   assert (config.backbone, config.backbone_width, config.init_weights) == ("mobilenet_v2", 1.0, "imagenet")
-  assert (config.seed, config.total_steps, config.eval_every) == (3, 90, 30)
+  assert (config.seed, config.total_steps, config.eval_every) == (3, 90, 45)
   assert config.eval.protocol == ("retrieval" if name == "a3m" else "reid")
   images = jax.ShapeDtypeStruct((1, config.image_size, config.image_size, 3), jnp.float32)
   backbone = get_backbone(config.backbone, config.backbone_width)
@@ -59,16 +59,16 @@ def test_verdict_compares_seed_ranges():
 
 
 def test_markdown_reports_mean_and_half_range():
-  lines = [{"row": "baseline1", "seed": s, "retrieval": {"recall@1": r}, "reid": {"rank1": 0.3, "map": 0.2},
+  lines = [{"row": "baseline1", "seed": s, "retrieval": {"recall@1": r, "map@r": r / 2}, "reid": {"rank1": 0.3, "map": 0.2},
             "seconds": 600} for s, r in ((0, 0.40), (1, 0.50))]
-  lines += [{"row": "a3m", "seed": s, "retrieval": {"recall@1": r}, "reid": {"rank1": 0.1, "map": 0.1},
+  lines += [{"row": "a3m", "seed": s, "retrieval": {"recall@1": r, "map@r": r / 2}, "reid": {"rank1": 0.1, "map": 0.1},
              "attribute_accuracy": 0.8, "seconds": 300} for s, r in ((0, 0.70), (1, 0.72))]
   text = reproduce.markdown(reproduce.A3M, lines)
   assert "| baseline1 | 2 | 0.450 ± 0.050 |" in text and "| a3m | 2 | 0.710 ± 0.010 |" in text
   assert "| 10.0 |" in text and "| 5.0 |" in text  # minutes per seed
   claim = next(line for line in text.splitlines() if line.startswith("| baseline1 < a3m |"))
-  assert claim.split(" | ")[1:] == ["0.450 → 0.710: reproduced", "0.300 → 0.100: not reproduced",
-                                    "0.200 → 0.100: not reproduced |"]
+  assert claim.split(" | ")[1:] == ["0.450 → 0.710: reproduced", "0.225 → 0.355: reproduced",
+                                    "0.300 → 0.100: not reproduced", "0.200 → 0.100: not reproduced |"]
 
 
 def test_tiny_midattr_row_is_scored_on_every_descriptor_and_resumes(tmp_path):
