@@ -119,7 +119,8 @@ MIDATTR = Table(
              ("part mAP", "part/map"), ("fused rank-1", "fused/rank1"), ("fused mAP", "fused/map"),
              ("attribute acc.", "attribute_accuracy")),
     claims=tuple((f"{descriptor}: {low} < {high}", (low, descriptor), (high, descriptor))
-                 for descriptor in ("global", "part") for low, high in zip(MIDATTR_LAYERS, MIDATTR_LAYERS[1:])) + tuple(
+                 for descriptor in ("global", "part")
+                 for low, high in (*zip(MIDATTR_LAYERS, MIDATTR_LAYERS[1:]), ("none", "res3"))) + tuple(
         (f"{layer}: {descriptor} < fused", (layer, descriptor), (layer, "fused"))
         for layer in ("none", "res3") for descriptor in ("global", "part")),
     claim_metrics=(("rank-1", "{}/rank1"), ("mAP", "{}/map")),
