@@ -17,6 +17,8 @@ Scores Recall@K on the 100 held-out classes and attribute accuracy of their imag
 Measured (2-core CPU, 600 steps, seeds 0 and 1; BENCHMARKS.md "A3M on synthetic creatures"): test
 Recall@1 Baseline-1 0.766 / 0.741, Baseline-2 0.726 / 0.737, A3M 0.461 / 0.763 (attribute accuracy
 0.35 / 0.38): at 64 px res5 has 2 x 2 regions, so this checks the machinery, not the paper's claim.
+The paper's Table 1 fine-tuned from the ImageNet MobileNetV2 at 128 px, every row at seeds 0 and 1:
+`python benchmarks/reproduce.py --method a3m` (BENCHMARKS.md "Reproducing the papers' ablations").
 
 dataset=market1501: person re-ID (751 training identities, 10 carved out for validation),
 27 identity attributes, 448 x 224 inputs, Euclidean distance, d = 512 features as the embedding:

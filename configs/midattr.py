@@ -18,6 +18,8 @@ Measured (seed 0, 600 steps, 5 CPU-minutes; `benchmarks/midattr_synthetic.py`, B
 rank-1 / mAP / mINP of the fused descriptor: attributes=res3 0.427 / 0.271 / 0.085 (global alone
 0.435 / 0.262, part alone 0.403 / 0.267); attributes=res5 0.418 / 0.246 / 0.074; attributes=none
 0.250 / 0.150 / 0.054 (one seed each).
+Tables 4-5 fine-tuned from the ImageNet MobileNetV2 at 128 px: `python benchmarks/reproduce.py
+--method midattr` (BENCHMARKS.md "Reproducing the papers' ablations").
 
 dataset=market1501: 751 training identities (10 carved out for validation), 27 identity
 attributes routed by Table 1 (`MARKET1501_PARTS`), 224 x 224 inputs (the paper's pool5_1 of
