@@ -24,6 +24,7 @@ ranges apart, "within noise" when they overlap.
 import argparse
 import ast
 import dataclasses
+import importlib
 import json
 import os
 import platform
@@ -36,8 +37,6 @@ sys.path.insert(0, REPO)
 from jaxret.train import distributed  # noqa: E402  (before jax initialises its backend)
 
 distributed.cpu_xla_flags()
-
-import importlib  # noqa: E402
 
 import jax  # noqa: E402
 import ml_collections  # noqa: E402
@@ -163,8 +162,9 @@ def chosen_validation(workdir: str, step: int) -> dict:
   return {k: round(v, 4) for k, v in lines[-1].items() if k not in ("split", "step") and "/" not in k}
 
 
-def run_row(table: Table, row: str, seed: int, steps: int, workdir: str, settings: dict) -> dict:
-  """Trains `row` at `seed` in `workdir` and scores its chosen model on every scoring."""
+def run_row(method: str, row: str, seed: int, steps: int, workdir: str, settings: dict) -> dict:
+  """Trains `row` of `TABLES[method]` at `seed` in `workdir` and scores its chosen model on every scoring."""
+  table = TABLES[method]
   config = row_config(table, row, seed, steps, settings)
   start = time.perf_counter()
   first, *others = table.scorings
@@ -177,7 +177,7 @@ def run_row(table: Table, row: str, seed: int, steps: int, workdir: str, setting
     scores[name] = evaluator_lib.make_evaluator(data.test, data.test_gallery, embedder).run(
         run.params, run.method_state)
   step = scores[first]["checkpoint_step"]
-  line = {"method": table_name(table), "row": row, "seed": seed}
+  line = {"method": method, "row": row, "seed": seed}
   for name, metrics in scores.items():
     line[name] = {k: round(float(v), 4) for k, v in metrics.items() if "/" not in k and k != "checkpoint_step"}
     line[name].pop("attribute_accuracy", None)
@@ -187,10 +187,6 @@ def run_row(table: Table, row: str, seed: int, steps: int, workdir: str, setting
               settings={k: str(v) for k, v in {**table.rows[row][1], **settings}.items()},
               machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__}")
   return line
-
-
-def table_name(table: Table) -> str:
-  return next(name for name, t in TABLES.items() if t is table)
 
 
 def value(lines: list[dict], row: str, path: str) -> np.ndarray:
@@ -289,7 +285,7 @@ def main(argv=None) -> None:
       for row in rows:
         if (row, seed) in done:
           continue
-        line = run_row(table, row, seed, args.steps, os.path.join(args.workdir, args.method, f"{row}_s{seed}"),
+        line = run_row(args.method, row, seed, args.steps, os.path.join(args.workdir, args.method, f"{row}_s{seed}"),
                        dict(args.set))
         with open(out, "a") as f:
           f.write(json.dumps(line) + "\n")

@@ -59,10 +59,11 @@ def test_verdict_compares_seed_ranges():
 
 
 def test_markdown_reports_mean_and_half_range():
-  lines = [{"row": "baseline1", "seed": s, "retrieval": {"recall@1": r, "map@r": r / 2}, "reid": {"rank1": 0.3, "map": 0.2},
-            "seconds": 600} for s, r in ((0, 0.40), (1, 0.50))]
-  lines += [{"row": "a3m", "seed": s, "retrieval": {"recall@1": r, "map@r": r / 2}, "reid": {"rank1": 0.1, "map": 0.1},
-             "attribute_accuracy": 0.8, "seconds": 300} for s, r in ((0, 0.70), (1, 0.72))]
+  def line(row, seed, recall, rank1, map_, **extra):
+    return {"row": row, "seed": seed, "retrieval": {"recall@1": recall, "map@r": recall / 2},
+            "reid": {"rank1": rank1, "map": map_}, **extra}
+  lines = [line("baseline1", s, r, 0.3, 0.2, seconds=600) for s, r in ((0, 0.40), (1, 0.50))]
+  lines += [line("a3m", s, r, 0.1, 0.1, attribute_accuracy=0.8, seconds=300) for s, r in ((0, 0.70), (1, 0.72))]
   text = reproduce.markdown(reproduce.A3M, lines)
   assert "| baseline1 | 2 | 0.450 ± 0.050 |" in text and "| a3m | 2 | 0.710 ± 0.010 |" in text
   assert "| 10.0 |" in text and "| 5.0 |" in text  # minutes per seed
