@@ -59,12 +59,18 @@ CASES = {
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-  """Tiny models on a shared 2-core machine: torch's second thread only waits (10x slower measured)."""
-  threads = torch.get_num_threads()
+def one_torch_thread_without_onednn():
+  """Tiny models on a shared 2-core machine: torch's second thread only waits (10x slower measured).
+  oneDNN off: on x86 CPUs with AVX2 but no AVX-512, torch 2.13.0's oneDNN backward of a strided
+  1x1 channels-last convolution with one thread corrupts the heap (the ResNet downsample
+  Conv2d(4, 8, 1, stride=2) on an (8, 4, 16, 16) input aborts with "double free or corruption"),
+  which killed the test process; torch's own convolution kernels compute the same numbers."""
+  threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
   torch.set_num_threads(1)
+  torch.backends.mkldnn.enabled = False
   yield
   torch.set_num_threads(threads)
+  torch.backends.mkldnn.enabled = onednn
 
 
 def tiny_config(method: str, image_size: int = 32, **overrides):
