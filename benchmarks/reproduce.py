@@ -5,13 +5,16 @@ MobileNetV2; one JSON line per row and seed, then the Markdown table with a verd
       [--workdir /tmp/reproduce] [--out benchmarks/results/reproduce/a3m.jsonl] [--set KEY=VALUE ...]
   python benchmarks/reproduce.py --method a3m --table      # only the table of the lines in --out
 
+Tables: a3m (A3M Table 1), midattr (Zhang & Xu Tables 4-5), deml (DeML Tables 2 and 4).
+
 Every row trains `jaxret.train.loop.train` on the creatures (30 images per class: 90 training
 classes, 10 validation classes choose the checkpoint, 100 unseen test classes) with the settings of
 `FINE_TUNE` (the ImageNet MobileNetV2, 128 px: a 4 x 4 last map, SGD at 0.01 with the backbone at
 0.1 x, cosine, `--steps` steps of batch 32), then scores the chosen model on each of the method's
 `scorings`: a protocol (retrieval: Recall@K and mAP@R under cosine; reid: the test classes split
 into query / gallery by camera, CMC and mAP under Euclidean distance) or a variant of the config
-(MidAttr's descriptors). Fine-tuned, Recall@1 and rank-1 are near 1 on the creatures, so the claims
+(MidAttr's descriptors); a table may add statistics of the chosen model (DeML's learner
+similarity). Fine-tuned, Recall@1 and rank-1 are near 1 on the creatures, so the claims
 are judged on mAP@R and mAP too.
 A line (`method`, `row`, `seed`, one dict of metrics per scoring, `attribute_accuracy`, the
 validation metric of the chosen step, `seconds`, the settings) is appended to --out as soon as its
@@ -30,6 +33,7 @@ import os
 import platform
 import sys
 import time
+from typing import Any, Callable
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -45,6 +49,8 @@ import numpy as np  # noqa: E402
 from jaxret.data import datasets  # noqa: E402
 from jaxret.eval import evaluator as evaluator_lib  # noqa: E402
 from jaxret.train import loop, saved_run  # noqa: E402
+
+import deml_adversary  # noqa: E402  (benchmarks/, beside this file)
 
 # Fine-tuning the ImageNet MobileNetV2 on the creatures, the same for every row of every table.
 FINE_TUNE = {
@@ -66,9 +72,10 @@ REID = {"eval.protocol": "reid", "eval.metric": "euclidean", "eval.selection_met
 class Table:
   """One paper table: `rows` name -> (config argument, overrides); `scorings` name -> overrides of
   the trained config that score it (the first is the training protocol); `columns` (header, path
-  "scoring/metric"); `claims` (the paper's claim, (row, scoring) below, (row, scoring) above),
-  each judged on every `claim_metrics` (header, path with "{}" for the side's scoring);
-  `paper_numbers` row -> the paper's numbers for it (printed beside)."""
+  "scoring/metric"); `claims` (the paper's claim, (row, scoring) below, (row, scoring) above[, the
+  headers it is judged on]), each judged on `claim_metrics` (header, path with "{}" for the side's
+  scoring), all of them unless it names some; `paper_numbers` row -> the paper's numbers for it
+  (printed beside); `statistics(run, data)` -> more of the line's fields from the chosen model."""
   paper: str
   paper_numbers: dict
   rows: dict
@@ -76,6 +83,7 @@ class Table:
   columns: tuple
   claims: tuple
   claim_metrics: tuple
+  statistics: Callable[[saved_run.SavedRun, Any], dict] | None = None
 
 
 A3M_D = {"a3m.feature_dim": 512, "embedding_dim": 0}  # the paper's d = 512, f_final as the embedding
@@ -126,7 +134,47 @@ MIDATTR = Table(
         for layer in ("none", "res3") for descriptor in ("global", "part")),
     claim_metrics=(("rank-1", "{}/rank1"), ("mAP", "{}/map")),
 )
-TABLES = {"a3m": A3M, "midattr": MIDATTR}
+# DeML at the paper's d = 512 (configs/deml.py:dataset=synthetic has 128) and Eq. 4's raw learners
+# into the adversary (the synthetic config feeds unit ones: from scratch the raw game diverged).
+DEML_D = {"embedding_dim": 512, "deml.adversary_input": "raw"}
+DEML = Table(
+    paper=("DeML, CUB-200-2011, GoogLeNet-V1; paper column: Recall@1 % and Table 4's learner similarity "
+           "(Table 4 has J = 8, these rows J = 4)"),
+    paper_numbers={"binomial": "U512 52.9 (Table 3)", "no_adversary": "without L_adv (J=8) 52.0, sim 0.92 ± 0.02",
+                   "grl": "(I=1,J=4) 56.6; (J=8) 59.0, sim -0.08 ± 0.01", "hinge": "the public code's term: -",
+                   "deml": "(I=2,J=4) 61.7"},
+    rows={
+        "binomial": ("configs/deml.py:dataset=synthetic,I=1,J=1,adversary=none", DEML_D),
+        "no_adversary": ("configs/deml.py:dataset=synthetic,I=1,J=4,adversary=none", DEML_D),
+        "grl": ("configs/deml.py:dataset=synthetic,I=1,J=4,adversary=grl", DEML_D),
+        "hinge": ("configs/deml.py:dataset=synthetic,I=1,J=4,adversary=hinge", DEML_D),
+        "deml": ("configs/deml.py:dataset=synthetic,I=2,J=4,adversary=grl", DEML_D),
+    },
+    scorings={"retrieval": RETRIEVAL},
+    columns=(("R@1", "retrieval/recall@1"), ("R@4", "retrieval/recall@4"), ("mAP@R", "retrieval/map@r"),
+             ("learner sim", "learners/sim")),
+    claims=(("binomial < deml", ("binomial", ""), ("deml", ""), ("R@1", "mAP@R")),
+            ("no_adversary < grl", ("no_adversary", ""), ("grl", ""), ("R@1", "mAP@R")),
+            ("learner sim: grl < no_adversary", ("grl", ""), ("no_adversary", ""), ("sim",)),
+            ("no_adversary < hinge (the public code's term)", ("no_adversary", ""), ("hinge", ""), ("R@1", "mAP@R")),
+            ("grl < deml (object attention)", ("grl", ""), ("deml", ""), ("R@1", "mAP@R"))),
+    claim_metrics=(("R@1", "retrieval/recall@1"), ("mAP@R", "retrieval/map@r"), ("sim", "learners/sim")),
+    statistics=lambda run, data: {"learners": learner_similarity(run, data)},
+)
+TABLES = {"a3m": A3M, "midattr": MIDATTR, "deml": DEML}
+
+
+def learner_similarity(run: saved_run.SavedRun, data) -> dict:
+  """DeML Table 4's "sim" (and the metric agreement) of the chosen model on the test split,
+  `deml_adversary.learner_statistics` of its embedding `[N, I J d]`, the scale-major
+  concatenation of the unit learners; {} with one learner per scale."""
+  deml = run.config.deml
+  if deml.num_branches < 2:
+    return {}
+  embedding = evaluator_lib.Embedder(run.method, run.config, run.mesh)(data.test, run.params,
+                                                                       run.method_state)["embedding"]
+  learners = embedding.reshape(len(embedding), deml.num_scales, deml.num_branches, -1)
+  return {k: round(v, 4) for k, v in deml_adversary.learner_statistics(learners).items()}
 
 
 def override(config: ml_collections.ConfigDict, settings: dict) -> ml_collections.ConfigDict:
@@ -178,6 +226,8 @@ def run_row(method: str, row: str, seed: int, steps: int, workdir: str, settings
         run.params, run.method_state)
   step = scores[first]["checkpoint_step"]
   line = {"method": method, "row": row, "seed": seed}
+  if table.statistics:
+    line.update(table.statistics(run, datasets.load(run.config)))
   for name, metrics in scores.items():
     line[name] = {k: round(float(v), 4) for k, v in metrics.items() if "/" not in k and k != "checkpoint_step"}
     line[name].pop("attribute_accuracy", None)
@@ -233,9 +283,12 @@ def markdown(table: Table, lines: list[dict]) -> str:
     out.append(f"| {row} | {seeds} | " + " | ".join(cells) + f" | {minutes:.1f} | {table.paper_numbers[row]} |")
   out += ["", "| claim (paper) | " + " | ".join(h for h, _ in table.claim_metrics) + " |",
           "|" + "---|" * (len(table.claim_metrics) + 1)]
-  for claim, (low_row, low_scoring), (high_row, high_scoring) in table.claims:
+  for claim, (low_row, low_scoring), (high_row, high_scoring), *judged in table.claims:
     cells = []
-    for _, path in table.claim_metrics:
+    for header, path in table.claim_metrics:
+      if judged and header not in judged[0]:
+        cells.append("-")
+        continue
       low, high = value(lines, low_row, path.format(low_scoring)), value(lines, high_row, path.format(high_scoring))
       means = " → ".join(f"{v.mean():.3f}" if len(v) else "-" for v in (low, high))
       cells.append(f"{means}: {verdict(low, high)}")

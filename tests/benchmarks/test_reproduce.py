@@ -1,6 +1,7 @@
 """benchmarks/reproduce.py: every row's config is the ImageNet MobileNetV2 with a last map of at
 least 4 x 4 and the row's ablation; verdicts and the table follow the seeds' numbers; a tiny
-MidAttr row trains, is scored on every descriptor, lands in the JSON lines and is not retrained."""
+MidAttr row trains, is scored on every descriptor, lands in the JSON lines and is not retrained; a
+tiny DeML row reports its learners' similarity."""
 import json
 import os
 import sys
@@ -17,6 +18,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
                                 "benchmarks"))
 import reproduce  # pylint: disable=wrong-import-position
 
+import deml_adversary  # pylint: disable=wrong-import-position,wrong-import-order
+
+TINY = ["--set", "backbone=resnet18", "--set", "backbone_width=0.125", "--set", "init_weights=none",
+        "--set", "image_size=32", "--set", "batch_size=8", "--set", "data.synthetic_images_per_class=12"]
 ROWS = [(name, row) for name, table in reproduce.TABLES.items() for row in table.rows]
 
 
@@ -27,7 +32,7 @@ def test_row_config_fine_tunes_imagenet_mobilenet_v2_with_4x4_last_map(name, row
   config_lib.validate(config, num_devices=1)
   assert (config.backbone, config.backbone_width, config.init_weights) == ("mobilenet_v2", 1.0, "imagenet")
   assert (config.seed, config.total_steps, config.eval_every) == (3, 90, 45)
-  assert config.eval.protocol == ("retrieval" if name == "a3m" else "reid")
+  assert config.eval.protocol == ("reid" if name == "midattr" else "retrieval")
   images = jax.ShapeDtypeStruct((1, config.image_size, config.image_size, 3), jnp.float32)
   backbone = get_backbone(config.backbone, config.backbone_width)
   res5 = jax.eval_shape(lambda x: backbone.init_with_output(jax.random.key(0), x, train=False)[0]["res5"], images)
@@ -43,6 +48,11 @@ def test_rows_carry_their_ablation():
   layers = {row: reproduce.row_config(reproduce.MIDATTR, row, 0, 30, {}).midattr.attribute_layer
             for row in reproduce.MIDATTR.rows}
   assert layers == {"none": "none", "res5": "res5", "res4": "res4", "res3": "res3"}
+  deml = {row: reproduce.row_config(reproduce.DEML, row, 0, 30, {}) for row in reproduce.DEML.rows}
+  assert {row: (c.deml.num_scales, c.deml.num_branches, c.deml.adversary) for row, c in deml.items()} == {
+      "binomial": (1, 1, "none"), "no_adversary": (1, 4, "none"), "grl": (1, 4, "grl"), "hinge": (1, 4, "hinge"),
+      "deml": (2, 4, "grl")}
+  assert {(c.embedding_dim, c.deml.adversary_input) for c in deml.values()} == {(512, "raw")}
 
 
 def test_unknown_setting_names_the_key():
@@ -72,12 +82,38 @@ def test_markdown_reports_mean_and_half_range():
                                     "0.300 → 0.100: not reproduced", "0.200 → 0.100: not reproduced |"]
 
 
+def test_markdown_judges_a_claim_on_its_own_metrics_only():
+  lines = [{"row": row, "seed": 0, "retrieval": {"recall@1": recall, "recall@4": 1.0, "map@r": recall / 2},
+            "learners": {"sim": sim}, "seconds": 60} for row, recall, sim in
+           (("no_adversary", 0.5, 0.9), ("grl", 0.6, -0.1), ("hinge", 0.4, 0.2))]
+  text = reproduce.markdown(reproduce.DEML, lines)
+  claims = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in text.splitlines()}
+  assert claims["no_adversary < grl"] == ["0.500 → 0.600: reproduced (1 seed)", "0.250 → 0.300: reproduced (1 seed)",
+                                          "- |"]
+  assert claims["learner sim: grl < no_adversary"] == ["-", "-", "-0.100 → 0.900: reproduced (1 seed) |"]
+  assert claims["no_adversary < hinge (the public code's term)"][0] == "0.500 → 0.400: not reproduced (1 seed)"
+  assert claims["binomial < deml"] == ["- → -: missing", "- → -: missing", "- |"]
+
+
+def test_tiny_deml_row_reports_the_similarity_of_its_learners(tmp_path):
+  """The two-scale row's "sim" is that of the model's own CA outputs `[N, I, J, d]` (the embedding's
+  scale-major layout read back right), and sits on the cosine's range."""
+  out = tmp_path / "deml.jsonl"
+  reproduce.main(["--method", "deml", "--rows", "deml", "--seeds", "0", "--steps", "1", "--workdir", str(tmp_path),
+                  "--out", str(out), *TINY, "--set", "embedding_dim=32", "--set", "data.classes_per_batch=2"])
+  (line,) = [json.loads(text) for text in out.read_text().splitlines()]
+  assert set(line["retrieval"]) >= {"recall@1", "map@r"} and -1 <= line["learners"]["sim"] <= 1
+  config = reproduce.row_config(reproduce.DEML, "deml", 0, 1, dict(reproduce.parse_setting(s) for s in TINY[1::2]))
+  config = reproduce.override(config, {"embedding_dim": 32, "data.classes_per_batch": 2})
+  expected = deml_adversary.learner_statistics(deml_adversary.test_learners(config, str(tmp_path / "deml" / "deml_s0")))
+  assert line["learners"]["sim"] == pytest.approx(expected["sim"], abs=1e-4)
+  assert line["learners"]["metric_agreement"] == pytest.approx(expected["metric_agreement"], abs=1e-4)
+
+
 def test_tiny_midattr_row_is_scored_on_every_descriptor_and_resumes(tmp_path):
   out = tmp_path / "midattr.jsonl"
   argv = ["--method", "midattr", "--rows", "res3", "--seeds", "0", "--steps", "1", "--workdir", str(tmp_path),
-          "--out", str(out), "--set", "backbone=resnet18", "--set", "backbone_width=0.125",
-          "--set", "init_weights=none", "--set", "image_size=32", "--set", "batch_size=8",
-          "--set", "data.synthetic_images_per_class=12", "--set", "midattr.part_dim=8"]
+          "--out", str(out), *TINY, "--set", "midattr.part_dim=8"]
   reproduce.main(argv)
   (line,) = [json.loads(text) for text in out.read_text().splitlines()]
   assert (line["method"], line["row"], line["seed"], line["checkpoint_step"]) == ("midattr", "res3", 0, 1)
