@@ -134,9 +134,10 @@ MIDATTR = Table(
         for layer in ("none", "res3") for descriptor in ("global", "part")),
     claim_metrics=(("rank-1", "{}/rank1"), ("mAP", "{}/map")),
 )
-# DeML at the paper's d = 512 (configs/deml.py:dataset=synthetic has 128) and Eq. 4's raw learners
-# into the adversary (the synthetic config feeds unit ones: from scratch the raw game diverged).
-DEML_D = {"embedding_dim": 512, "deml.adversary_input": "raw"}
+# DeML at the paper's d = 512 (configs/deml.py:dataset=synthetic has 128) with unit learners into the
+# adversary: Eq. 4's raw ones diverged at FINE_TUNE's SGD 0.01 (grl, seed 0: NaN at step 10); the
+# paper's Adam 1e-5 would barely move in 100 steps.
+DEML_D = {"embedding_dim": 512, "deml.adversary_input": "unit"}
 DEML = Table(
     paper=("DeML, CUB-200-2011, GoogLeNet-V1; paper column: Recall@1 % and Table 4's learner similarity "
            "(Table 4 has J = 8, these rows J = 4)"),

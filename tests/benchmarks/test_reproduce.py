@@ -52,7 +52,7 @@ def test_rows_carry_their_ablation():
   assert {row: (c.deml.num_scales, c.deml.num_branches, c.deml.adversary) for row, c in deml.items()} == {
       "binomial": (1, 1, "none"), "no_adversary": (1, 4, "none"), "grl": (1, 4, "grl"), "hinge": (1, 4, "hinge"),
       "deml": (2, 4, "grl")}
-  assert {(c.embedding_dim, c.deml.adversary_input) for c in deml.values()} == {(512, "raw")}
+  assert {(c.embedding_dim, c.deml.adversary_input) for c in deml.values()} == {(512, "unit")}
 
 
 def test_unknown_setting_names_the_key():
