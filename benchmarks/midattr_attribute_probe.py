@@ -85,10 +85,10 @@ def main() -> None:
   held_out = labels % 5 == 0
 
   sizes = tuple(run.config.attribute_sizes)
-  routing = midattr.routing_matrix(run.config.midattr.attribute_parts, parts.shape[1])
+  routing = tuple(map(tuple, midattr.routing_matrix(run.config.midattr.attribute_parts, parts.shape[1]).tolist()))
   probe = fit_probe(parts, attributes, ~held_out, sizes, routing)
   kernel = run.params["attribute_classifiers"]["kernel"]
-  fresh = midattr.PartAttributeClassifiers(sizes, tuple(map(tuple, routing.tolist()))).init(jax.random.key(0), parts[:1])
+  fresh = midattr.PartAttributeClassifiers(sizes, routing).init(jax.random.key(0), parts[:1])
   print(json.dumps({
       "workdir": args.workdir, "attribute_layer": run.config.midattr.attribute_layer, "parts": list(parts.shape[1:]),
       "heads_accuracy": round(accuracy(heads[held_out], attributes[held_out]), 4),
