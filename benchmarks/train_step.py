@@ -18,7 +18,7 @@ same random batch; with `--inference`, the eval-mode embedding instead (jaxret: 
 one; images/second is batch / median step time. Prints one JSON line per case:
   {"case", "device", "jaxret_img_s", "torch_img_s", "ratio" (jaxret / torch), "peak_mem_mb", ...}
 peak_mem_mb is jaxret's: peak device memory on GPU, peak process RSS on CPU (torch's beside it).
-jaxret_tflop_s counts XLA's cost analysis of the compiled step (forward, backward, update); mfu
+jaxret_tflop_s counts XLA's cost analysis of the lowered step (forward, backward, update); mfu
 divides it by the device's dense bfloat16 peak (`PEAK_BF16_TFLOPS`, GPUs only).
 On CPU the jaxret side sets jaxret's XLA flags (`distributed.cpu_xla_flags`, what `launch.train`
 does; `--xla_defaults` leaves XLA's own); `--xla_flags` adds or overrides flags for experiments.
@@ -94,7 +94,7 @@ def peak_rss_mb() -> float:
 
 
 def jaxret_program(args):
-  """jaxret's side of `args` on one device, compiled: `(config, compiled, step, compile_s)`, where
+  """jaxret's side of `args` on one device, compiled: `(config, lowered, step, compile_s)`, where
   `step()` runs the train step (or with `--inference` the jitted `embed_fn`) once and waits for
   it. Sets jaxret's CPU XLA flags first (`profile_step.py` builds the same program)."""
   sys.path.insert(0, REPO)
@@ -118,11 +118,14 @@ def jaxret_program(args):
     embed = jax.jit(lambda params, method_state, images: method.embed_fn(params, method_state, images, config))
     state, images = holder["state"], global_batch["image"]
     start = time.perf_counter()
-    compiled = embed.lower(state.params, state.method_state, images).compile()
+    lowered = embed.lower(state.params, state.method_state, images)
   else:
     train_step = step_lib.compile_train_step(method, config, tx, schedule, mesh)
     start = time.perf_counter()
-    compiled = train_step.lower(holder["state"], global_batch).compile()
+    lowered = train_step.lower(holder["state"], global_batch)
+  if args.flops:
+    return config, lowered, None, 0.0
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - start
 
   def step():
@@ -132,16 +135,20 @@ def jaxret_program(args):
     holder["state"], metrics = compiled(holder["state"], global_batch)
     jax.block_until_ready(metrics["loss"])
 
-  return config, compiled, step, compile_s
+  return config, lowered, step, compile_s
 
 
 def run_jaxret(args) -> dict:
   """Images/second of the compiled jaxret train step, its FLOPs (XLA's cost analysis) and peak memory."""
-  config, compiled, step, compile_s = jaxret_program(args)
+  config, lowered, step, compile_s = jaxret_program(args)
   import jax  # pylint: disable=import-outside-toplevel  (after jaxret_program set the XLA flags)
-  cost = compiled.cost_analysis()
+  # FLOPs of the program as lowered, before XLA's passes: on GPU the compiled program's convolutions
+  # are cuDNN calls that its cost analysis does not count (an H200 ResNet-50 step: 1/30 of them).
+  cost = lowered.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float((cost or {}).get("flops", float("nan")))
+  if args.flops:
+    return {"method": config.method, "batch": config.batch_size, "step_flops": flops}
   times = step_times(step, args.warmup, args.steps)
   device = jax.devices()[0]
   stats = device.memory_stats() if device.platform == "gpu" else None
@@ -261,6 +268,7 @@ def make_parser() -> argparse.ArgumentParser:
   parser.add_argument("--xla_flags", default="", help="extra XLA_FLAGS for the jaxret side")
   parser.add_argument("--xla_defaults", action="store_true", help="XLA's own CPU defaults, not jaxret's flags")
   parser.add_argument("--no_torch_compile", action="store_true", help="eager PyTorch on GPU")
+  parser.add_argument("--flops", action="store_true", help="with --side jaxret: only the lowered step's FLOPs")
   parser.add_argument("--side", choices=("jaxret", "torch"), help=argparse.SUPPRESS)
   return parser
 
