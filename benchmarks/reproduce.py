@@ -5,7 +5,8 @@ MobileNetV2; one JSON line per row and seed, then the Markdown table with a verd
       [--workdir /tmp/reproduce] [--out benchmarks/results/reproduce/a3m.jsonl] [--set KEY=VALUE ...]
   python benchmarks/reproduce.py --method a3m --table      # only the table of the lines in --out
 
-Tables: a3m (A3M Table 1), midattr (Zhang & Xu Tables 4-5), deml (DeML Tables 2 and 4).
+Tables: a3m (A3M Table 1), midattr (Zhang & Xu Tables 4-5), deml (DeML Tables 2 and 4), a2net
+(A2-Net Table 2, each variant at 12 / 24 / 32 / 48 bits), vapnet (VAPNet Table 1).
 
 Every row trains `jaxret.train.loop.train` on the creatures (30 images per class: 90 training
 classes, 10 validation classes choose the checkpoint, 100 unseen test classes) with the settings of
@@ -43,11 +44,13 @@ from jaxret.train import distributed  # noqa: E402  (before jax initialises its 
 distributed.cpu_xla_flags()
 
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jaxret.data import datasets  # noqa: E402
 from jaxret.eval import evaluator as evaluator_lib  # noqa: E402
+from jaxret.methods import a2net  # noqa: E402
 from jaxret.train import loop, saved_run  # noqa: E402
 
 import deml_adversary  # noqa: E402  (benchmarks/, beside this file)
@@ -162,7 +165,60 @@ DEML = Table(
     claim_metrics=(("R@1", "retrieval/recall@1"), ("mAP@R", "retrieval/map@r"), ("sim", "learners/sim")),
     statistics=lambda run, data: {"learners": learner_similarity(run, data)},
 )
-TABLES = {"a3m": A3M, "midattr": MIDATTR, "deml": DEML}
+# A2-Net on the creatures' hashing split (all 200 classes: 15 database, 5 validation and 10 query
+# images each; chance mAP 0.005), the paper's D = 256; an outer iteration is one pass over 640 random
+# training images (20 steps), so 100 steps hold 5 code updates.
+A2NET_BITS = (12, 24, 32, 48)
+A2NET_VARIANTS = ("vanilla", "attention", "reconstruction", "a2net")
+A2NET_OUTER = {"a2net.transform_dim": 256, "data.subset_size": 640, "data.subset_epochs": 1, "state_update_every": 20}
+A2NET = Table(
+    paper="A2-Net, Table 2 (CUB-200-2011, ResNet-50; paper column: mAP % at this row's bits)",
+    paper_numbers={f"{variant}_{bits}": number for variant, numbers in (
+        ("vanilla", ("20.03", "50.33", "61.68", "65.43")), ("attention", ("27.42", "58.17", "68.24", "76.10")),
+        ("reconstruction", ("33.31", "60.65", "71.28", "77.10")), ("a2net", ("33.83", "61.01", "71.61", "77.33")))
+        for bits, number in zip(A2NET_BITS, numbers)},
+    rows={f"{variant}_{bits}": (f"configs/a2net.py:dataset=synthetic,bits={bits},variant={variant}", A2NET_OUTER)
+          for bits in A2NET_BITS for variant in A2NET_VARIANTS},
+    scorings={"hashing": {"eval.protocol": "hashing"}},
+    columns=(("mAP vs Z", "hashing/map"), ("tie-aware", "hashing/map_tie_aware"),
+             ("mAP re-encoded", f"hashing/{evaluator_lib.REENCODED}/map"),
+             ("tie-aware re-encoded", f"hashing/{evaluator_lib.REENCODED}/map_tie_aware"),
+             ("bit corr. test", "bits/test"), ("bit corr. Z", "bits/z")),
+    claims=tuple((f"{bits} bits: {low} < {high}", (f"{low}_{bits}", ""), (f"{high}_{bits}", ""), ("mAP", "re-encoded"))
+                 for bits in A2NET_BITS
+                 for low, high in (*zip(A2NET_VARIANTS, A2NET_VARIANTS[1:]), ("vanilla", "a2net"))) + tuple(
+        (f"{bits} bits, Eq. 8: bit corr. a2net < reconstruction", (f"a2net_{bits}", ""),
+         (f"reconstruction_{bits}", ""), ("bit corr.",)) for bits in A2NET_BITS),
+    claim_metrics=(("mAP", "hashing/map"), ("re-encoded", f"hashing/{evaluator_lib.REENCODED}/map"),
+                   ("bit corr.", "bits/test")),
+    statistics=lambda run, data: {"bits": bit_correlation(run, data)},
+)
+
+# VAPNet at the paper's lambda = 10, M = 4 and k = 256 (configs/vapnet.py:dataset=synthetic has 0.1, 2
+# and 64, for its from-scratch run), E_R = GAP(F) as the paper; the baseline is the same backbone and
+# embedding with cross-entropy alone, for the embedding cost (Table 1: "the same with and without").
+VAPNET_PAPER = {"vapnet.weight": 10.0, "vapnet.num_views": 4, "vapnet.attribute_dim": 256, "embedding_dim": 0}
+VAPNET_ROWS = ("aux_only", "no_mean_encoders", "consistency_only", "full")
+VAPNET = Table(
+    paper="VAPNet, Table 1 (ResNet-50; paper column: Recall@1 % CUB / Cars)",
+    paper_numbers={"baseline": "-", "aux_only": "L_a: 69.5 / 89.3", "no_mean_encoders": "L_a + L_c: 71.4 / 91.2",
+                   "consistency_only": "L_c_hat: 74.1 / 92.7", "full": "L_a + L_c_hat: 76.2 / 94.8",
+                   "full_lambda_0.1": "Table 7, lambda = 1: 73.8 (CUB)"},
+    rows={"baseline": ("configs/baseline.py:dataset=synthetic", {"embedding_dim": 0}),
+          **{variant: (f"configs/vapnet.py:dataset=synthetic,variant={variant}", VAPNET_PAPER)
+             for variant in VAPNET_ROWS},
+          # at lambda = 10 the consistency term collapses the fine-tuned features too (BENCHMARKS.md)
+          "full_lambda_0.1": ("configs/vapnet.py:dataset=synthetic,variant=full", {**VAPNET_PAPER, "vapnet.weight": 0.1})},
+    scorings={"retrieval": RETRIEVAL},
+    columns=(("R@1", "retrieval/recall@1"), ("R@4", "retrieval/recall@4"), ("mAP@R", "retrieval/map@r"),
+             ("GFLOP / image", "embedding/gflop_per_image"), ("embed ms / image", "embedding/ms_per_image")),
+    claims=tuple((f"{low} < {high}", (low, ""), (high, ""), ("R@1", "mAP@R"))
+                 for low, high in (*zip(VAPNET_ROWS, VAPNET_ROWS[1:]), ("aux_only", "full"), ("baseline", "full"),
+                                   ("aux_only", "full_lambda_0.1"))),
+    claim_metrics=(("R@1", "retrieval/recall@1"), ("mAP@R", "retrieval/map@r")),
+    statistics=lambda run, data: {"embedding": embedding_cost(run, data)},
+)
+TABLES = {"a3m": A3M, "midattr": MIDATTR, "deml": DEML, "a2net": A2NET, "vapnet": VAPNET}
 
 
 def learner_similarity(run: saved_run.SavedRun, data) -> dict:
@@ -176,6 +232,32 @@ def learner_similarity(run: saved_run.SavedRun, data) -> dict:
                                                                        run.method_state)["embedding"]
   learners = embedding.reshape(len(embedding), deml.num_scales, deml.num_branches, -1)
   return {k: round(v, 4) for k, v in deml_adversary.learner_statistics(learners).items()}
+
+
+def bit_correlation(run: saved_run.SavedRun, data) -> dict:
+  """`a2net.mean_abs_bit_correlation` of the chosen model's binary codes: the test queries'
+  ("test"), the re-encoded database's ("database") and the learned database codes Z ("z")."""
+  embedder = evaluator_lib.Embedder(run.method, run.config, run.mesh)
+  codes = {name: embedder(source, run.params, run.method_state, attributes=False)["embedding"]
+           for name, source in (("test", data.test), ("database", data.test_gallery))}
+  codes["z"] = np.asarray(run.method.database_codes(run.params, run.method_state, run.config))
+  return {name: round(float(a2net.mean_abs_bit_correlation(jnp.where(jnp.asarray(c) >= 0, 1.0, -1.0))), 4)
+          for name, c in codes.items()}
+
+
+def embedding_cost(run: saved_run.SavedRun, data) -> dict:
+  """What embedding the test split costs with the chosen model: XLA's FLOP count of one image
+  through the jitted `embed_fn` ("gflop_per_image") and the measured wall time of the whole split
+  through the evaluation's `Embedder`, after a warm-up call ("ms_per_image")."""
+  image = jax.ShapeDtypeStruct((1, run.config.image_size, run.config.image_size, 3), jnp.float32)
+  compiled = jax.jit(lambda p, s, x: run.method.embed_fn(p, s, x, run.config)).lower(
+      run.params, run.method_state, image).compile()
+  embedder = evaluator_lib.Embedder(run.method, run.config, run.mesh)
+  embedder(data.test, run.params, run.method_state, attributes=False)
+  start = time.perf_counter()
+  count = len(embedder(data.test, run.params, run.method_state, attributes=False)["embedding"])
+  return {"gflop_per_image": round(compiled.cost_analysis()["flops"] / 1e9, 4),
+          "ms_per_image": round((time.perf_counter() - start) * 1000 / count, 3)}
 
 
 def override(config: ml_collections.ConfigDict, settings: dict) -> ml_collections.ConfigDict:
@@ -230,7 +312,8 @@ def run_row(method: str, row: str, seed: int, steps: int, workdir: str, settings
   if table.statistics:
     line.update(table.statistics(run, datasets.load(run.config)))
   for name, metrics in scores.items():
-    line[name] = {k: round(float(v), 4) for k, v in metrics.items() if "/" not in k and k != "checkpoint_step"}
+    line[name] = {k: round(float(v), 4) for k, v in metrics.items()
+                  if ("/" not in k or k.startswith(evaluator_lib.REENCODED)) and k != "checkpoint_step"}
     line[name].pop("attribute_accuracy", None)
   line["attribute_accuracy"] = scores[first].get("attribute_accuracy")
   line.update(checkpoint_step=step, val=chosen_validation(workdir, step), steps=steps,

@@ -2,6 +2,7 @@
 least 4 x 4 and the row's ablation; verdicts and the table follow the seeds' numbers; a tiny
 MidAttr row trains, is scored on every descriptor, lands in the JSON lines and is not retrained; a
 tiny DeML row reports its learners' similarity."""
+import functools
 import json
 import os
 import sys
@@ -25,6 +26,14 @@ TINY = ["--set", "backbone=resnet18", "--set", "backbone_width=0.125", "--set", 
 ROWS = [(name, row) for name, table in reproduce.TABLES.items() for row in table.rows]
 
 
+@functools.cache
+def last_map_shape(backbone_name: str, width: float, image_size: int) -> tuple[int, ...]:
+  images = jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32)
+  backbone = get_backbone(backbone_name, width)
+  return jax.eval_shape(lambda x: backbone.init_with_output(jax.random.key(0), x, train=False)[0]["res5"],
+                        images).shape
+
+
 @pytest.mark.parametrize("name,row", ROWS)
 def test_row_config_fine_tunes_imagenet_mobilenet_v2_with_4x4_last_map(name, row):
   table = reproduce.TABLES[name]
@@ -32,11 +41,8 @@ def test_row_config_fine_tunes_imagenet_mobilenet_v2_with_4x4_last_map(name, row
   config_lib.validate(config, num_devices=1)
   assert (config.backbone, config.backbone_width, config.init_weights) == ("mobilenet_v2", 1.0, "imagenet")
   assert (config.seed, config.total_steps, config.eval_every) == (3, 90, 45)
-  assert config.eval.protocol == ("reid" if name == "midattr" else "retrieval")
-  images = jax.ShapeDtypeStruct((1, config.image_size, config.image_size, 3), jnp.float32)
-  backbone = get_backbone(config.backbone, config.backbone_width)
-  res5 = jax.eval_shape(lambda x: backbone.init_with_output(jax.random.key(0), x, train=False)[0]["res5"], images)
-  assert min(res5.shape[1:3]) >= 4
+  assert config.eval.protocol == {"midattr": "reid", "a2net": "hashing"}.get(name, "retrieval")
+  assert min(last_map_shape(config.backbone, config.backbone_width, config.image_size)[1:3]) >= 4
 
 
 def test_rows_carry_their_ablation():
@@ -53,6 +59,16 @@ def test_rows_carry_their_ablation():
       "binomial": (1, 1, "none"), "no_adversary": (1, 4, "none"), "grl": (1, 4, "grl"), "hinge": (1, 4, "hinge"),
       "deml": (2, 4, "grl")}
   assert {(c.embedding_dim, c.deml.adversary_input) for c in deml.values()} == {(512, "unit")}
+  a2net = {row: reproduce.row_config(reproduce.A2NET, row, 0, 30, {}) for row in reproduce.A2NET.rows}
+  assert sorted((c.a2net.variant, c.a2net.bits) for c in a2net.values()) == sorted(
+      (v, b) for v in ("vanilla", "attention", "reconstruction", "a2net") for b in (12, 24, 32, 48))
+  assert {c.state_update_every * c.batch_size for c in a2net.values()} == {640}  # one pass over Omega
+  vapnet = {row: reproduce.row_config(reproduce.VAPNET, row, 0, 30, {}) for row in reproduce.VAPNET.rows}
+  assert vapnet.pop("baseline").method == "baseline"
+  assert {row: (c.vapnet.variant, c.vapnet.weight) for row, c in vapnet.items()} == {
+      "aux_only": ("aux_only", 10.0), "no_mean_encoders": ("no_mean_encoders", 10.0),
+      "consistency_only": ("consistency_only", 10.0), "full": ("full", 10.0), "full_lambda_0.1": ("full", 0.1)}
+  assert {(c.vapnet.num_views, c.vapnet.attribute_dim, c.embedding_dim) for c in vapnet.values()} == {(4, 256, 0)}
 
 
 def test_unknown_setting_names_the_key():
@@ -123,3 +139,15 @@ def test_tiny_midattr_row_is_scored_on_every_descriptor_and_resumes(tmp_path):
   assert line["settings"]["midattr.part_dim"] == "8"
   reproduce.main(argv)  # the row is in --out: nothing is trained again
   assert len(out.read_text().splitlines()) == 1
+
+
+def test_tiny_a2net_row_keeps_the_reencoded_metrics_and_reports_bit_correlation(tmp_path):
+  out = tmp_path / "a2net.jsonl"
+  reproduce.main(["--method", "a2net", "--rows", "a2net_12", "--seeds", "0", "--steps", "2", "--workdir",
+                  str(tmp_path), "--out", str(out), *TINY, "--set", "data.val_images_per_class=2",
+                  "--set", "data.query_images_per_class=4", "--set", "a2net.transform_dim=8",
+                  "--set", "data.subset_size=8", "--set", "state_update_every=1"])
+  (line,) = [json.loads(text) for text in out.read_text().splitlines()]
+  assert set(line["hashing"]) >= {"map", "map_tie_aware", "reencoded/map", "reencoded/map_tie_aware"}
+  assert set(line["bits"]) == {"test", "database", "z"} and all(0 <= v <= 1 for v in line["bits"].values())
+  assert line["bits"]["z"] < 0.5  # two updates of Z from random codes: far from one code for all images
