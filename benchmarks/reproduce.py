@@ -329,7 +329,7 @@ def value(lines: list[dict], row: str, path: str) -> np.ndarray:
   for line in lines:
     if line["row"] == row:
       node = line
-      for key in path.split("/"):
+      for key in path.split("/", 1):  # "hashing/reencoded/map": the scoring, then its metric
         node = node.get(key) if isinstance(node, dict) else None
       if node is not None:
         values.append(node)
