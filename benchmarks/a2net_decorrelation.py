@@ -35,7 +35,6 @@ distributed.cpu_xla_flags()
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from configs import a2net as a2net_config  # noqa: E402
@@ -67,6 +66,16 @@ def scored_model(config, workdir: str):
   else:
     model = chosen[1]
   return config, mesh, data, model
+
+
+def bit_correlations(embed: evaluator_lib.Embedder, params, method_state, queries, database) -> dict[str, float]:
+  """`a2net.mean_abs_bit_correlation` of the binary codes of the `queries` ("test") and of the
+  re-encoded `database` (the training split, "database"), and of the learned codes Z ("z")."""
+  codes = {name: embed(source, params, method_state, attributes=False)["embedding"]
+           for name, source in (("test", queries), ("database", database))}
+  codes["z"] = a2net.database_codes(params, method_state, embed.config)
+  return {name: float(a2net.mean_abs_bit_correlation(jnp.where(jnp.asarray(c) >= 0, 1.0, -1.0)))
+          for name, c in codes.items()}
 
 
 def gradient_ratio(bits: int, seed: int) -> dict:
@@ -140,11 +149,8 @@ def main():
     embed = evaluator_lib.Embedder(methods.get_method("a2net"), config, mesh)
     row = {k: metrics[k] for k in ("map", "map_tie_aware", "reencoded/map", "reencoded/map_tie_aware",
                                     "checkpoint_step")}
-    for name, source in (("test", data.test), ("database", data.train)):
-      codes = np.where(embed(source, model["params"], model["method_state"])["embedding"] >= 0, 1.0, -1.0)
-      row[f"bit_correlation_{name}"] = float(a2net.mean_abs_bit_correlation(jnp.asarray(codes)))
-    z = np.where(np.asarray(a2net.database_codes(model["params"], model["method_state"], config)) >= 0, 1.0, -1.0)
-    row["bit_correlation_z"] = float(a2net.mean_abs_bit_correlation(jnp.asarray(z)))
+    correlations = bit_correlations(embed, model["params"], model["method_state"], data.test, data.train)
+    row.update({f"bit_correlation_{name}": value for name, value in correlations.items()})
     results[variant] = row
   print(json.dumps(results))
 

@@ -69,16 +69,10 @@ check input_pipeline python3 benchmarks/input_pipeline.py --num_workers "$worker
   --batches "$batches" --warmup 32 --image_size "$size"
 rm -r "$logs"
 
-python3 - "$lines" "$out/accelerator.json" "$batch" <<'EOF'
+python3 - "$lines" "$out/accelerator.json" <<'EOF'
 import json, sys
-lines, path, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+lines, path = sys.argv[1], sys.argv[2]
 checks = {r.pop("check"): r for r in map(json.loads, open(lines))}
-for name, record in checks.items():
-  step = record.get("result", {})
-  if name.startswith("step_") and "step_flops" in step:  # the jaxret side: add TFLOP/s and MFU
-    tflop_s = step["step_flops"] * step["img_s"] / batch / 1e12
-    step["tflop_s"] = round(tflop_s, 4)
-    step["mfu"] = round(tflop_s / step["peak_bf16_tflops"], 3) if step.get("peak_bf16_tflops") else None
 need = checks.get("step_baseline_bf16", {}).get("result", {}).get("img_s")
 pipeline = checks.get("input_pipeline", {}).get("result", {})
 if need and pipeline.get("jaxret_img_s"):

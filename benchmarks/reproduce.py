@@ -50,10 +50,10 @@ import numpy as np  # noqa: E402
 
 from jaxret.data import datasets  # noqa: E402
 from jaxret.eval import evaluator as evaluator_lib  # noqa: E402
-from jaxret.methods import a2net  # noqa: E402
 from jaxret.train import loop, saved_run  # noqa: E402
 
-import deml_adversary  # noqa: E402  (benchmarks/, beside this file)
+import a2net_decorrelation  # noqa: E402  (benchmarks/, beside this file)
+import deml_adversary  # noqa: E402
 
 # Fine-tuning the ImageNet MobileNetV2 on the creatures, the same for every row of every table.
 FINE_TUNE = {
@@ -235,14 +235,12 @@ def learner_similarity(run: saved_run.SavedRun, data) -> dict:
 
 
 def bit_correlation(run: saved_run.SavedRun, data) -> dict:
-  """`a2net.mean_abs_bit_correlation` of the chosen model's binary codes: the test queries'
-  ("test"), the re-encoded database's ("database") and the learned database codes Z ("z")."""
+  """`a2net_decorrelation.bit_correlations` of the chosen model: the test queries' ("test"), the
+  re-encoded database's ("database") and the learned database codes Z's ("z")."""
   embedder = evaluator_lib.Embedder(run.method, run.config, run.mesh)
-  codes = {name: embedder(source, run.params, run.method_state, attributes=False)["embedding"]
-           for name, source in (("test", data.test), ("database", data.test_gallery))}
-  codes["z"] = np.asarray(run.method.database_codes(run.params, run.method_state, run.config))
-  return {name: round(float(a2net.mean_abs_bit_correlation(jnp.where(jnp.asarray(c) >= 0, 1.0, -1.0))), 4)
-          for name, c in codes.items()}
+  correlations = a2net_decorrelation.bit_correlations(embedder, run.params, run.method_state, data.test,
+                                                      data.test_gallery)
+  return {name: round(value, 4) for name, value in correlations.items()}
 
 
 def embedding_cost(run: saved_run.SavedRun, data) -> dict:

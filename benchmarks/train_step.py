@@ -154,8 +154,12 @@ def run_jaxret(args) -> dict:
   stats = device.memory_stats() if device.platform == "gpu" else None
   peak_tflops = PEAK_BF16_TFLOPS.get(device.device_kind)
   peak = stats["peak_bytes_in_use"] / 2**20 if stats else peak_rss_mb()
-  return {"img_s": config.batch_size / statistics.median(times), "step_s": times, "compile_s": compile_s,
-          "step_flops": flops, "peak_mem_mb": peak, "device": f"{device.platform}:{device.device_kind}",
+  img_s = config.batch_size / statistics.median(times)
+  tflop_s = flops * img_s / config.batch_size / 1e12
+  return {"img_s": img_s, "step_s": times, "compile_s": compile_s,
+          "step_flops": flops, "tflop_s": round(tflop_s, 4),
+          "mfu": round(tflop_s / peak_tflops, 3) if peak_tflops else None,
+          "peak_mem_mb": peak, "device": f"{device.platform}:{device.device_kind}",
           "peak_bf16_tflops": peak_tflops,
           "version": f"jax {jax.__version__}", "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
@@ -238,14 +242,12 @@ def run_case(args, method: str, case: str | None, inference: bool) -> dict:
       raise RuntimeError(f"{method} {case} {side} side failed:\n{out.stderr[-4000:]}")
     sides[side] = json.loads(out.stdout.strip().splitlines()[-1])
   jx, th = sides["jaxret"], sides["torch"]
-  tflop_s = jx["step_flops"] * jx["img_s"] / batch / 1e12
   name = f"{method}/{case or f'{backbone}_{image_size}_b{batch}'}" + ("/inference" if inference else "")
   return {"case": name, "device": jx["device"],
           "jaxret_img_s": round(jx["img_s"], 2), "torch_img_s": round(th["img_s"], 2),
           "ratio": round(jx["img_s"] / th["img_s"], 3), "peak_mem_mb": round(jx["peak_mem_mb"]),
           "torch_peak_mem_mb": round(th["peak_mem_mb"]), "dtype": args.dtype,
-          "jaxret_tflop_s": round(tflop_s, 4),
-          "mfu": round(tflop_s / jx["peak_bf16_tflops"], 3) if jx["peak_bf16_tflops"] else None,
+          "jaxret_tflop_s": jx["tflop_s"], "mfu": jx["mfu"],
           "compile_s": round(jx["compile_s"], 1), "versions": [jx["version"], th["version"]],
           "torch_threads": th["threads"], "xla_flags": jx["xla_flags"]}
 
