@@ -24,9 +24,10 @@ dataset=synthetic (default): the embedded creatures (200 classes, 30 images each
 5 validation, 10 query images per class), ResNet-18 at width 0.25 on 64 px, batch 32, outer
 iterations of 3 passes over 640 images (60 steps), 10 of them (600 steps):
   python -m launch.train --config configs/a2net.py:dataset=synthetic,bits=32 --workdir /tmp/a2net
-Measured (2-core CPU, seed 0; BENCHMARKS.md "A2-Net on synthetic creatures"): test mAP against
-Z 0.0146 / 0.0140 tie-aware, against the re-encoded database 0.0084 / 0.0082, bit correlation of
-the test codes 0.09 (without Eq. 8, variant=reconstruction: 0.0131 / 0.0126 and 0.0080 / 0.0080).
+Measured before the encoder-init fix (2-core CPU, seed 0; BENCHMARKS.md "A2-Net on synthetic
+creatures"): test mAP against Z 0.0146 / 0.0140 tie-aware, against the re-encoded database
+0.0084 / 0.0082, bit correlation of the test codes 0.09 (without Eq. 8, variant=reconstruction:
+0.0131 / 0.0126 and 0.0080 / 0.0080).
 
 dataset=cub | aircraft | food101 | nabirds | vegfru (jaxret datasets cub, fgvc_aircraft, food101,
 nabirds, vegfru), e.g.

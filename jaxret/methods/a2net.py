@@ -27,8 +27,9 @@ n x m (query, database) pairs, and the whole sum is divided by n m, as ADSH's pu
 its loss by (database size x batch): a constant factor, so the terms keep Eq. 13's relative
 weights and Eq. 7 / 8 weigh 1 / m of a per-pair average. Measured at initialisation (synthetic
 config, 32 bits, batch 32, m = 3,000, all database labels known, Z random; `python
-benchmarks/a2net_decorrelation.py --gradient_ratio`): the gradient's global norm is 0.031 times
-the pair term's for Eq. 7 and 0.00034 times for Eq. 8 (the quantisation term: 0.12).
+benchmarks/a2net_decorrelation.py --gradient_ratio`, before the encoder-init fix): the
+gradient's global norm is 0.031 times the pair term's for Eq. 7 and 0.00034 times for Eq. 8
+(the quantisation term: 0.12).
 S of a dissimilar pair (`config.a2net.similarity`): "balanced" (default) `-r`, r = similar /
 dissimilar pairs, as both reference codes (ADSH's and SEMICON's) turn the paper's -1 into; or
 "paper" (-1). With many classes the -1 objective has a degenerate minimum: one code c for every
@@ -160,7 +161,8 @@ class Model(nn.Module):
     else:  # Table 2's vanilla backbone: GAP of T
       x = jnp.mean(t, axis=(1, 2))
     x = x.astype(jnp.float32)
-    w = self.param("encoder", nn.initializers.lecun_normal(), (self.bits, x.shape[-1]))
+    # W is [k, d] (the paper's orientation): its fan-in is the last axis, d
+    w = self.param("encoder", nn.initializers.lecun_normal(in_axis=-1, out_axis=-2), (self.bits, x.shape[-1]))
     code = relaxed_codes(x, w)
     outputs.update(code=code, embedding=code, features=x, reconstruction=code @ w)
     return {k: v.astype(jnp.float32) for k, v in outputs.items()}

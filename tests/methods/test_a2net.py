@@ -191,6 +191,16 @@ def test_update_state_assigns_codes_to_seen_images_and_starts_a_new_omega(model)
   assert not np.asarray(updated["in_query"]).any()
 
 
+def test_encoder_is_initialised_with_its_fan_in_d_not_k():
+  """W `[k, d]` maps d features to k bits: LeCun init, variance 1 / d (Flax's default fan-in axis
+  for this orientation gives 1 / k, and tanh(W x) started saturated on ImageNet features)."""
+  config = _config(variant="vanilla")
+  params, _ = jax.jit(lambda: a2net.init_state(jax.random.key(0, impl="rbg"), config, _batch()))()
+  k, d = params["encoder"].shape
+  assert d > 4 * k  # 1 / d and 1 / k far apart
+  np.testing.assert_allclose(float(jnp.std(params["encoder"])), 1 / np.sqrt(d), rtol=0.15)
+
+
 def test_images_with_bit_on_lists_the_on_images_most_confident_first():
   relaxed = np.array([[0.2, -0.9], [-0.1, 0.5], [0.9, 0.1], [0.0, -0.2]])
   np.testing.assert_array_equal(a2net.images_with_bit_on(relaxed, 0), [2, 0, 3])
