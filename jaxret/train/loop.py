@@ -5,7 +5,6 @@ test metrics; the pieces it uses are each testable alone.
 """
 import logging
 import signal
-import time
 
 import jax
 import ml_collections
@@ -15,8 +14,9 @@ from jaxret import methods
 from jaxret.data import datasets, pipeline
 from jaxret.eval import evaluator as evaluator_lib
 from jaxret.train import checkpoint, config as config_lib, mesh as mesh_lib, optimizer, step as step_lib
-from jaxret.train import saved_run, state as state_lib
+from jaxret.train import profiling, saved_run, state as state_lib
 from jaxret.train.metrics_writer import MetricsWriter
+from jaxret.train.throughput import Throughput
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
   start_step = int(jax.device_get(state.step))
   if restored is not None:
     log.info("restored from step %d in %s", start_step, workdir)
-  writer = MetricsWriter(workdir, resumed_step=start_step)
+  writer = MetricsWriter(workdir, first_step=start_step + 1 if restored is not None else 0)
   train_step = step_lib.compile_train_step(method, config, tx, schedule, mesh)
   embedder = evaluator_lib.Embedder(method, config, mesh)
   test_evaluator = evaluator_lib.make_evaluator(data.test, data.test_gallery, embedder, data.train_classes)
@@ -116,7 +116,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
   preemption = _Preemption()
   progress = tqdm.tqdm(total=config.total_steps, initial=start_step, unit="step",
                        disable=jax.process_index() != 0, dynamic_ncols=True)
-  last_time, last_step = time.perf_counter(), start_step
+  throughput = Throughput(config.batch_size)
+  profile = profiling.ProfileWindow(workdir, config.profile_steps)
   results = None
   try:
     if val_evaluator is not None and pretrained_start:
@@ -125,29 +126,37 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
       writer.write(0, "val", val_metrics)
       checkpoint.save_if_best(best, state, val_metrics)
     for step in range(start_step + 1, config.total_steps + 1):
-      state, metrics = train_step(state, mesh_lib.global_batch(next(data_iterator), mesh))
-      if config.state_update_every and step % config.state_update_every == 0:
-        state = state.replace(method_state=method.update_state(state.params, state.method_state, data, config))
+      with throughput.waiting_for_data():
+        batch = mesh_lib.global_batch(next(data_iterator), mesh)
+      with profile.step(step, outputs=lambda: state):
+        state, metrics = train_step(state, batch)
+        if config.state_update_every and step % config.state_update_every == 0:
+          state = state.replace(method_state=method.update_state(state.params, state.method_state, data, config))
+      throughput.step()
       progress.update(1)
-      if step % config.log_every == 0 or step == config.total_steps:
+      last = step == config.total_steps
+      if step % config.log_every == 0 or last:
         _check_finite(state, manager)
         writer.write(step, "train", jax.device_get(metrics))
-        now = time.perf_counter()
-        images_per_second = (step - last_step) * config.batch_size / (now - last_time)
-        progress.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{images_per_second:.1f}")
-        last_time, last_step = now, step
-      last = step == config.total_steps
-      if val_evaluator is not None and (last or (config.eval_every and step % config.eval_every == 0)):
-        val_metrics = val_evaluator.run(state.params, state.method_state)
-        writer.write(step, "val", val_metrics)
-        checkpoint.save_if_best(best, state, val_metrics)
-      if last:  # before the last save, so a resumed finished run does not log it again
-        results = score_test(test_evaluator, state, best)
-        writer.write(step, "test", results)
+        speed = throughput.report()  # after reading the step's outputs: every step counted has run
+        writer.write(step, "speed", speed)
+        progress.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{speed['images_per_second']:.1f}")
+      evaluate = val_evaluator is not None and (last or (config.eval_every and step % config.eval_every == 0))
       stop = preemption.check(manager, step)
-      if step % config.checkpoint_every == 0 or step == config.total_steps or stop:
-        _check_finite(state, manager)
-        checkpoint.save(manager, state, data_iterator)
+      save = step % config.checkpoint_every == 0 or last or stop
+      if evaluate or save:
+        jax.block_until_ready(state)  # the step's own time stays out of the pause
+      with throughput.paused():
+        if evaluate:
+          val_metrics = val_evaluator.run(state.params, state.method_state)
+          writer.write(step, "val", val_metrics)
+          checkpoint.save_if_best(best, state, val_metrics)
+        if last:  # before the last save, so a resumed finished run does not log it again
+          results = score_test(test_evaluator, state, best)
+          writer.write(step, "test", results)
+        if save:
+          _check_finite(state, manager)
+          checkpoint.save(manager, state, data_iterator)
       if stop and step < config.total_steps:
         log.warning("stopped at step %d after SIGTERM; rerun with the same --workdir to resume", step)
         return {}
@@ -155,6 +164,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
       results = score_test(test_evaluator, state, best)
     return results
   finally:
+    profile.stop()
     progress.close()
     preemption.restore()
     for m in (manager, best):

@@ -1,10 +1,11 @@
+import glob
 import os
 
 import jax
 import numpy as np
 import pytest
 
-from jaxret.train import loop
+from jaxret.train import config as config_lib, loop
 from tests.train.conftest import final_state, read_metrics, tiny_config
 
 pytestmark = pytest.mark.usefixtures("compilation_cache")
@@ -80,3 +81,27 @@ def test_classification_protocol_selects_and_scores_by_accuracy(tmp_path):
   accuracy = {m["step"]: m["accuracy"] for m in val}
   assert accuracy[results["checkpoint_step"]] == max(accuracy.values())
   assert set(results) == {"accuracy", "checkpoint_step"}
+
+
+def test_every_logged_step_reports_its_speed_and_data_wait(four_device_run):
+  workdir, _ = four_device_run
+  speed = read_metrics(workdir, "speed")
+  assert [m["step"] for m in speed] == [m["step"] for m in read_metrics(workdir, "train")]
+  for m in speed:
+    assert m["images_per_second"] > 0 and m["steps_per_second"] > 0
+    assert m["images_per_second"] == pytest.approx(m["steps_per_second"] * 8)  # batch 8
+    assert m["step_ms"] == pytest.approx(1000 / m["steps_per_second"])
+    assert 0 < m["data_wait_ms"] < m["step_ms"]  # the wait is part of the step's wall time
+
+
+def test_profile_steps_leave_a_trace_of_the_annotated_steps(tmp_path):
+  loop.train(tiny_config(total_steps=4, checkpoint_every=4, profile_steps=(2, 3)), str(tmp_path))
+  traces = glob.glob(str(tmp_path / "profile" / "process_0" / "plugins" / "profile" / "*" / "*.xplane.pb"))
+  assert len(traces) == 1, os.listdir(tmp_path)
+  content = open(traces[0], "rb").read()
+  assert b"step_num" in content  # the StepTraceAnnotation of the traced steps
+
+
+def test_profile_steps_outside_the_run_are_refused():
+  with pytest.raises(ValueError, match=r"config.profile_steps=\(5, 9\).*total_steps=6"):
+    config_lib.validate(tiny_config(profile_steps=(5, 9)))

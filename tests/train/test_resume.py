@@ -1,10 +1,12 @@
 import os
+import shutil
 import signal
 import time
 
 import jax
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing import event_accumulator
 
 from jaxret.train import loop
 from tests.train.conftest import final_state, launch, read_metrics, tiny_config
@@ -76,3 +78,16 @@ def test_sigterm_saves_and_stops_then_resume_finishes_the_same_run(tmp_path, uni
 
   loop.train(tiny_config(**LONG), stopped)
   _assert_same_run(uninterrupted, stopped, LONG["total_steps"])
+
+
+def test_a_resumed_run_shows_each_step_once_in_tensorboard(tmp_path):
+  workdir = str(tmp_path)
+  loop.train(tiny_config(), workdir)  # 6 steps, checkpoints at 2, 4, 6
+  # As a run killed after logging steps 5 and 6 but before their checkpoint: the rerun resumes at 4.
+  shutil.rmtree(os.path.join(workdir, "checkpoints", "6"))
+  loop.train(tiny_config(), workdir)
+  events = event_accumulator.EventAccumulator(os.path.join(workdir, "tensorboard"))
+  events.Reload()
+  losses = events.Scalars("train/loss")
+  assert [e.step for e in losses] == list(range(1, 7))
+  np.testing.assert_allclose([e.value for e in losses], [m["loss"] for m in read_metrics(workdir)], rtol=1e-6)
