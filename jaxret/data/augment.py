@@ -40,9 +40,16 @@ def random_crop(image: np.ndarray, size: tuple[int, int], rng: np.random.Generat
 def random_resized_crop(image: np.ndarray, size: tuple[int, int], rng: np.random.Generator,
                         scale: tuple[float, float] = (0.08, 1.0),
                         ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> np.ndarray:
-  """torchvision's RandomResizedCrop: a window of area fraction ~U(scale) and log-uniform aspect
-  ratio (10 tries, then the central crop of the clamped ratio), resized to `size` (H, W)."""
-  h, w = image.shape[:2]
+  """torchvision's RandomResizedCrop: the window of `resized_crop_box` resized to `size` (H, W)."""
+  top, left, ch, cw = resized_crop_box(*image.shape[:2], rng, scale, ratio)
+  return resize(image[top:top + ch, left:left + cw], size)
+
+
+def resized_crop_box(h: int, w: int, rng: np.random.Generator, scale: tuple[float, float] = (0.08, 1.0),
+                     ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+  """torchvision's RandomResizedCrop window (top, left, height, width) in an `h` x `w` image: area
+  fraction ~U(scale) and log-uniform aspect ratio (10 tries, then the central crop of the clamped
+  ratio)."""
   area = h * w
   log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
   for _ in range(10):
@@ -50,8 +57,7 @@ def random_resized_crop(image: np.ndarray, size: tuple[int, int], rng: np.random
     aspect = math.exp(rng.uniform(*log_ratio))
     cw, ch = int(round(math.sqrt(target_area * aspect))), int(round(math.sqrt(target_area / aspect)))
     if 0 < cw <= w and 0 < ch <= h:
-      top, left = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-      return resize(image[top:top + ch, left:left + cw], size)
+      return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw
   aspect = w / h
   if aspect < ratio[0]:
     cw, ch = w, int(round(w / ratio[0]))
@@ -59,7 +65,7 @@ def random_resized_crop(image: np.ndarray, size: tuple[int, int], rng: np.random
     cw, ch = int(round(h * ratio[1])), h
   else:
     cw, ch = w, h
-  return resize(center_crop(image, (ch, cw)), size)
+  return int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0)), ch, cw
 
 
 def flip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -70,9 +76,16 @@ def flip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def color_jitter(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
   """Brightness, contrast and saturation each scaled by ~U(1 - strength, 1 + strength), in a
   random order (torchvision's ColorJitter(strength, strength, strength) without hue)."""
+  order = rng.permutation(3)
+  factors = [rng.uniform(max(0.0, 1 - strength), 1 + strength) for _ in range(3)]
+  return adjust_colors(image, order, factors)
+
+
+def adjust_colors(image: np.ndarray, order, factors) -> np.ndarray:
+  """Colour jitter's operations in `order` (0 brightness, 1 contrast, 2 saturation), the k-th by
+  `factors[k]`, clipped to 0..255 after each, rounded to uint8 at the end."""
   x = image.astype(np.float32)
-  for op in rng.permutation(3):
-    factor = rng.uniform(max(0.0, 1 - strength), 1 + strength)
+  for op, factor in zip(order, factors):
     if op == 0:  # brightness: blend with black
       x = x * factor
     elif op == 1:  # contrast: blend with the mean grey level

@@ -88,7 +88,7 @@ def train_dataset(
     source: Any, *, train_classes: Sequence[int], global_batch: int, seed: int,
     transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] = augment.flip,
     classes_per_batch: int = 0, subset_size: int = 0, subset_epochs: int = 1, process_index: int = 0,
-    process_count: int = 1, num_workers: int = 0) -> grain.IterDataset:
+    process_count: int = 1, num_workers: int = 0, on_device: bool = False) -> grain.IterDataset:
   """Endless training batches for this process, deterministic given `seed`.
 
   Order: reshuffled every epoch; with `classes_per_batch` P > 0 the P x K identity sampling
@@ -97,6 +97,9 @@ def train_dataset(
   `transform(image, rng)` augments each uint8 image, seeded by its position in the stream. Labels are remapped to 0..len(train_classes)-1.
   Yields dicts of numpy arrays: `image` float32 `[b, H, W, 3]`, `label` int32 `[b]`, plus the
   source's other numeric fields. The iterator is checkpointable (`get_state` / `set_state`).
+  `on_device`: no transform; images stay as the source gives them (uint8,
+  `jaxret.data.decoded.DecodedImages`) and each example gets `position`, its place in the
+  stream, from which `jaxret.data.device_augment` draws its augmentation.
   """
   lookup = {c: i for i, c in enumerate(train_classes)}
 
@@ -105,6 +108,12 @@ def train_dataset(
     example = {k: v for k, v in example.items() if np.asarray(v).dtype.kind in "biuf"}
     example["image"] = normalize(transform(example["image"], rng))
     example["label"] = np.int32(lookup[int(example["label"])])
+    return example
+
+  def prepare_for_device(position: int, example):
+    example = {k: v for k, v in example.items() if np.asarray(v).dtype.kind in "biuf"}
+    example["label"] = np.int32(lookup[int(example["label"])])
+    example["position"] = np.int64(position)
     return example
 
   if classes_per_batch and subset_size:
@@ -119,7 +128,8 @@ def train_dataset(
                    global_batch // classes_per_batch, seed)
   else:
     ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
-  ds = ds.random_map(prepare, seed=seed)  # before slicing: augmentation depends on global position
+  # before slicing: augmentation depends on the global position
+  ds = ds.map_with_index(prepare_for_device) if on_device else ds.random_map(prepare, seed=seed)
   ds = ProcessRows(ds, global_batch, process_index, process_count)
   ds = ds.batch(global_batch // process_count, drop_remainder=True).to_iter_dataset()
   if num_workers:

@@ -11,6 +11,7 @@ from jaxret.weights import pretrained
 
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 AUGMENTATIONS = ("resize", "random_crop", "random_resized_crop")
+PIPELINES = ("host", "device")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -46,6 +47,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.val_classes = 10  # training classes carved out for validation (model selection)
   c.data.val_images_per_class = 5  # hashing and classification protocols: validation images per class
   c.data.query_images_per_class = 10  # hashing protocol: test queries per class
+  # "host": every step decodes and augments its images on the host (jaxret/data/pipeline.py);
+  # "device": the training images are decoded once into memory (jaxret/data/decoded.py) and
+  # augmented on the accelerator (jaxret/data/device_augment.py); random_crop and
+  # random_resized_crop then sample inside the image stored at data.resize_size.
+  c.data.pipeline = "host"
+  c.data.device_prefetch = 2  # global batches put on the devices ahead of the step; 0 = on demand
   c.data.augment = "resize"  # resize | random_crop | random_resized_crop (see jaxret/data/pipeline.py)
   c.data.resize_size = 0  # random_crop: shorter side before cropping (e.g. 256 for 224 inputs)
   c.data.random_flip = True
@@ -104,6 +111,15 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
                      f"config.total_steps={config.total_steps}")
   if config.data.augment not in AUGMENTATIONS:
     raise ValueError(f"config.data.augment={config.data.augment!r}: expected one of {AUGMENTATIONS}")
+  if config.data.pipeline not in PIPELINES:
+    raise ValueError(f"config.data.pipeline={config.data.pipeline!r}: expected one of {PIPELINES}")
+  if config.data.device_prefetch < 0:
+    raise ValueError(f"config.data.device_prefetch={config.data.device_prefetch}: expected 0 or a positive integer")
+  if (config.data.pipeline == "device" and config.data.augment != "resize"
+      and config.data.resize_size < max(config.image_size, config.image_height)):
+    raise ValueError(f"config.data.resize_size={config.data.resize_size}: data.pipeline='device' with "
+                     f"{config.data.augment} stores the images at that shorter side; expected >= the input "
+                     f"size {max(config.image_size, config.image_height)}")
   if config.data.augment == "random_crop" and config.data.resize_size < max(config.image_size, config.image_height):
     raise ValueError(f"config.data.resize_size={config.data.resize_size}: random_crop needs a shorter side "
                      f">= the input size {max(config.image_size, config.image_height)}")

@@ -11,10 +11,11 @@ import ml_collections
 import tqdm
 
 from jaxret import methods
-from jaxret.data import datasets, pipeline
+from jaxret.data import datasets, decoded, device_augment, pipeline
 from jaxret.eval import evaluator as evaluator_lib
 from jaxret.train import checkpoint, config as config_lib, mesh as mesh_lib, optimizer, step as step_lib
 from jaxret.train import profiling, saved_run, state as state_lib
+from jaxret.train.device_prefetch import DevicePrefetch
 from jaxret.train.metrics_writer import MetricsWriter
 from jaxret.train.throughput import Throughput
 
@@ -85,13 +86,20 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
   if jax.process_index() == 0:
     saved_run.save_config(workdir, config)  # what tools (launch/embed.py) rebuild the model from
 
+  on_device = config.data.pipeline == "device"
   train_data = pipeline.train_dataset(
-      data.train, train_classes=data.train_classes, global_batch=config.batch_size, seed=config.seed,
-      transform=pipeline.train_transform(config), classes_per_batch=config.data.classes_per_batch,
-      subset_size=config.data.subset_size, subset_epochs=config.data.subset_epochs,
-      process_index=jax.process_index(), process_count=jax.process_count(), num_workers=config.num_workers)
-  data_iterator = iter(train_data)
+      decoded.DecodedImages(data.train, config) if on_device else data.train, train_classes=data.train_classes,
+      global_batch=config.batch_size, seed=config.seed, transform=pipeline.train_transform(config),
+      classes_per_batch=config.data.classes_per_batch, subset_size=config.data.subset_size,
+      subset_epochs=config.data.subset_epochs, process_index=jax.process_index(),
+      process_count=jax.process_count(), num_workers=config.num_workers, on_device=on_device)
+  put = lambda batch: mesh_lib.global_batch(batch, mesh)
   sample_batch = next(iter(train_data))
+  if on_device:
+    augment = device_augment.make_device_augment(config, mesh_lib.data_sharding(mesh))
+    put = lambda batch: augment(mesh_lib.global_batch(batch, mesh))
+    sample_batch = device_augment.augmented_sample(sample_batch, config)
+  data_iterator = DevicePrefetch(iter(train_data), put, config.data.device_prefetch)
   tx, schedule = optimizer.make_optimizer(config)
   state = state_lib.create(method, config, tx, sample_batch, mesh)
 
@@ -127,7 +135,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
       checkpoint.save_if_best(best, state, val_metrics)
     for step in range(start_step + 1, config.total_steps + 1):
       with throughput.waiting_for_data():
-        batch = mesh_lib.global_batch(next(data_iterator), mesh)
+        batch = next(data_iterator)
       with profile.step(step, outputs=lambda: state):
         state, metrics = train_step(state, batch)
         if config.state_update_every and step % config.state_update_every == 0:

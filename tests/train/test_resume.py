@@ -91,3 +91,17 @@ def test_a_resumed_run_shows_each_step_once_in_tensorboard(tmp_path):
   losses = events.Scalars("train/loss")
   assert [e.step for e in losses] == list(range(1, 7))
   np.testing.assert_allclose([e.value for e in losses], [m["loss"] for m in read_metrics(workdir)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("pipeline", ["host", "device"])
+def test_a_resumed_run_reads_the_batches_an_uninterrupted_run_reads_despite_prefetching(tmp_path, pipeline):
+  config = tiny_config(**{"data.pipeline": pipeline, "data.augment": "random_resized_crop",
+                          "data.resize_size": 36, "data.color_jitter": 0.4, "data.device_prefetch": 2})
+  workdir = str(tmp_path)
+  loop.train(config, workdir)
+  uninterrupted = final_state(workdir, 6)
+  # Checkpoint 4 was saved with batches 5 (and, by then, 6) read ahead: resuming from it must read 5 next.
+  shutil.rmtree(os.path.join(workdir, "checkpoints", "6"))
+  loop.train(config, workdir)
+  for x, y in zip(jax.tree.leaves(uninterrupted), jax.tree.leaves(final_state(workdir, 6))):
+    np.testing.assert_array_equal(x, y)
