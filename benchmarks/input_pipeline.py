@@ -15,6 +15,11 @@ quality 90, ~80 KB each) in a temporary directory (or reuses `--data_dir`), then
 Both sources read the file bytes and decode them with PIL in `__getitem__`, so decoding is
 measured. Since both engines run the same transform code, the difference between them is the
 loader machinery (process start-up, batching, transfer of batches to the main process).
+With 0 workers a third child measures `data.pipeline = "device"`'s host side (`decoded`): the
+JPEGs decoded once into memory at a shorter side of 8/7 x the input (its start-up), then batches
+of uint8 canvases and stream positions; its line ("..._decoded") compares images per CPU-second
+(per core) with grain's JPEG path of the same run, and adds the jitted device augmentation's
+images/s on this machine's JAX device (`device_augment_img_s_here`; on CPU a stand-in).
 
 One JSON line per worker count, with the keys of every benchmark here (case, device,
 jaxret_img_s = grain's images/second, torch_img_s, ratio = grain / torch, peak_mem_mb = the
@@ -118,6 +123,36 @@ def grain_batches(source: JpegSource, config, batch: int, workers: int, seed: in
   return it, getattr(it, "close", lambda: None)
 
 
+def decoded_batches(source: JpegSource, config, batch: int, workers: int, seed: int):
+  """`data.pipeline = "device"`'s host side: every JPEG decoded once (`DecodedImages`, shorter
+  side 256), then batches of uint8 canvases with each example's stream position (indexing and
+  copying); the augmentation is left to the accelerator."""
+  from jaxret.data import decoded, pipeline  # pylint: disable=import-outside-toplevel
+
+  config.data.resize_size = round(config.image_size * 8 / 7)  # 256 for 224: torchvision's resize
+  stored = decoded.DecodedImages(source, config)
+  ds = pipeline.train_dataset(stored, train_classes=range(int(source.labels.max()) + 1), global_batch=batch,
+                              seed=seed, num_workers=workers, on_device=True)
+  return iter(ds), lambda: None
+
+
+def device_augment_speed(config, batch: dict, repeats: int = 5) -> float:
+  """Images/s of the jitted device augmentation (`jaxret.data.device_augment`) of `batch` on this
+  machine's default JAX device, after a compiling call."""
+  import jax  # pylint: disable=import-outside-toplevel
+
+  from jaxret.data import device_augment  # pylint: disable=import-outside-toplevel
+
+  settings = device_augment.Settings.of(config)
+  augment = jax.jit(lambda b: device_augment.augment_batch(b, settings))
+  batch = jax.device_put({k: batch[k] for k in ("image", "image_hw", "position")})
+  jax.block_until_ready(augment(batch))
+  start = time.perf_counter()
+  for _ in range(repeats):
+    jax.block_until_ready(augment(batch))
+  return repeats * len(batch["position"]) / (time.perf_counter() - start)
+
+
 def torch_batches(source: JpegSource, config, batch: int, workers: int, seed: int):
   """An endless iterator over DataLoader batches (epoch after epoch), and a function that closes it."""
   import torch  # pylint: disable=import-outside-toplevel
@@ -184,7 +219,7 @@ def run_child(args) -> dict:
   paths = sorted(os.path.join(args.data_dir, f) for f in os.listdir(args.data_dir) if f.endswith(".jpg"))
   source = JpegSource(paths[:args.images], args.classes)
   config = load_config(args.image_size)
-  make = grain_batches if engine == "grain" else torch_batches
+  make = {"grain": grain_batches, "torch": torch_batches, "decoded": decoded_batches}[engine]
   import jaxret.data.pipeline  # pylint: disable=import-outside-toplevel,unused-import
   if engine == "torch":
     import torch  # pylint: disable=import-outside-toplevel,unused-import
@@ -195,7 +230,11 @@ def run_child(args) -> dict:
   first = next(it)
   startup = time.perf_counter() - start
   image = np.asarray(first["image"])
-  assert image.shape == (args.batch, args.image_size, args.image_size, 3) and image.dtype == np.float32, image.shape
+  if engine == "decoded":  # uint8 canvases for the device augmentation
+    assert image.dtype == np.uint8 and image.shape[0] == args.batch, image.shape
+    augment_img_s = device_augment_speed(config, first)
+  else:
+    assert image.shape == (args.batch, args.image_size, args.image_size, 3) and image.dtype == np.float32, image.shape
   del first
   for _ in range(args.warmup - 1):
     next(it)
@@ -221,6 +260,8 @@ def run_child(args) -> dict:
           "cpu_s_per_image": round(cpu / images, 5),
           "main_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
           "load_avg_1min_before": round(load_start, 2), "load_avg_1min_after": round(os.getloadavg()[0], 2)}
+  if engine == "decoded":
+    record["device_augment_img_s_here"] = round(augment_img_s, 1)
   if args.gaps:
     record["gaps_ms"] = [round(g * 1e3) for g in np.diff([t0] + arrivals)]
   return record
@@ -299,6 +340,17 @@ def main() -> None:
           "peak_mem_mb": round(grain["tree_peak_rss_bytes"] / 2**20),
           "torch_peak_mem_mb": round(torch["tree_peak_rss_bytes"] / 2**20), "data": data, "grain": grain,
           "torch": torch}), flush=True)
+      if workers == 0:  # decoded records: no worker processes (they would each copy the decoded set)
+        stored = measure(common + [f"--data_dir={data_dir}", "--child=decoded:0"])
+        per_core = {name: 1 / record["cpu_s_per_image"] for name, record in (("decoded", stored), ("jpeg", grain))}
+        print(json.dumps({
+            "case": f"input_pipeline/{args.image_size}px_b{args.batch}_decoded", "device": "cpu",
+            "jaxret_img_s": stored["images_per_second"], "jpeg_img_s": grain["images_per_second"],
+            "img_s_per_core": round(per_core["decoded"], 1), "jpeg_img_s_per_core": round(per_core["jpeg"], 1),
+            "ratio_per_core": round(per_core["decoded"] / per_core["jpeg"], 1),
+            "decode_once_s": stored["startup_s"], "peak_mem_mb": round(stored["tree_peak_rss_bytes"] / 2**20),
+            "jpeg_peak_mem_mb": round(grain["tree_peak_rss_bytes"] / 2**20), "data": data, "decoded": stored}),
+            flush=True)
 
 if __name__ == "__main__":
   main()
