@@ -142,6 +142,17 @@ def bit_correlations(config, maps: dict, params, method_state) -> dict[str, floa
           for name, c in codes.items()}
 
 
+def initial_model(config: ml_collections.ConfigDict, maps: dict) -> tuple[dict, dict]:
+  """`a2net.init_state` without the backbone: the heads' parameters from `config.seed` and the
+  database state (random Z by `a2net.database_init`)."""
+  model_rng, codes_rng = jax.random.split(jax.random.key(config.seed))
+  with nn.intercept_methods(frozen_backbone):
+    params = a2net.make_model(config).init(model_rng, maps["train"][:1], train=False)["params"]
+  random_codes = config.a2net.database_init == "random"
+  return params, {"batch_stats": {}, "database": a2net.init_database(
+      config.num_train_examples, config.a2net.bits, codes_rng if random_codes else None)}
+
+
 def train_and_select(config: ml_collections.ConfigDict, maps: dict, eval_every: int):
   """A2-Net's heads on the frozen maps for `total_steps / state_update_every` outer iterations
   (module docstring) -> (params, method_state, outer iteration, validation metrics) of the
@@ -149,12 +160,7 @@ def train_and_select(config: ml_collections.ConfigDict, maps: dict, eval_every: 
   steps_per_outer = config.state_update_every
   passes = config.data.subset_epochs
   tx, _ = optimizer.make_optimizer(config)
-  model_rng, codes_rng = jax.random.split(jax.random.key(config.seed))
-  with nn.intercept_methods(frozen_backbone):  # a2net.init_state without the backbone's batch statistics
-    params = a2net.make_model(config).init(model_rng, maps["train"][:1], train=False)["params"]
-  random_codes = config.a2net.database_init == "random"
-  method_state = {"batch_stats": {}, "database": a2net.init_database(
-      config.num_train_examples, config.a2net.bits, codes_rng if random_codes else None)}
+  params, method_state = initial_model(config, maps)
   opt_state = tx.init(params)
   images, labels = jnp.asarray(maps["train"]), jnp.asarray(maps["train_label"])
 
@@ -186,6 +192,27 @@ def train_and_select(config: ml_collections.ConfigDict, maps: dict, eval_every: 
   return best, history
 
 
+def gradient_terms(config: ml_collections.ConfigDict, maps: dict, params, method_state) -> dict[str, float]:
+  """The global gradient norm of each weighted term of Eq. 13 (as `a2net_decorrelation.gradient_ratio`:
+  the pair term, Eq. 7, Eq. 8, the quantisation term) on one batch of 32 training maps, every
+  database label known, at (`params`, `method_state`)."""
+  index = jnp.asarray(np.random.default_rng(config.seed).choice(len(maps["train"]), config.batch_size, replace=False))
+  batch = {"image": jnp.asarray(maps["train"])[index], "label": jnp.asarray(maps["train_label"])[index], "index": index}
+  state = {**method_state, "database": {**method_state["database"], "labels": jnp.asarray(maps["train_label"])}}
+
+  def grad(variant: str, gamma: float):
+    variant_config = ml_collections.ConfigDict(config.to_dict())
+    variant_config.a2net.variant, variant_config.a2net.gamma = variant, gamma
+    with nn.intercept_methods(frozen_backbone):
+      return jax.grad(lambda p: a2net.loss_fn(p, state, batch, None, variant_config)[0])(params)
+
+  pair, reconstruction = grad("attention", 0.0), grad("reconstruction", 0.0)
+  terms = {"pair": pair, "eq7_reconstruction": jax.tree.map(jnp.subtract, reconstruction, pair),
+           "eq8_decorrelation": jax.tree.map(jnp.subtract, grad("a2net", 0.0), reconstruction),
+           "quantization": jax.tree.map(jnp.subtract, grad("attention", config.a2net.gamma), pair)}
+  return {name: round(float(optax.global_norm(g)), 8) for name, g in terms.items()}
+
+
 def config_value(config: ml_collections.ConfigDict, key: str):
   """The value of the dotted `key` ("optimizer.learning_rate") in `config`."""
   for name in key.split("."):
@@ -193,12 +220,15 @@ def config_value(config: ml_collections.ConfigDict, key: str):
   return config
 
 
-def run_row(row: str, seed: int, outer: int, eval_every: int, maps: dict, data, settings: dict) -> dict:
-  """Trains `row` at `seed` on the frozen `maps` -> its JSON line (`reproduce.run_row`'s fields)."""
+def run_row(row: str, seed: int, outer: int, eval_every: int, maps: dict, data, settings: dict,
+            with_gradients: bool = False) -> dict:
+  """Trains `row` at `seed` on the frozen `maps` -> its JSON line (`reproduce.run_row`'s fields);
+  `with_gradients` adds `gradient_terms` at initialisation and at the chosen model (rows with
+  the attention features, whose variants share their parameters)."""
   config = loop.with_dataset_info(row_config(row, seed, outer, settings), data)
   start = time.perf_counter()
   (params, method_state, chosen, val), history = train_and_select(config, maps, eval_every)
-  return {"method": "a2net", "row": row, "seed": seed, "backbone": "frozen",
+  line = {"method": "a2net", "row": row, "seed": seed, "backbone": "frozen",
           "bits": bit_correlations(config, maps, params, method_state),
           "hashing": hashing_scores(config, maps, params, method_state, "test"),
           "checkpoint_outer_iteration": chosen, "val": val, "val_map_by_outer_iteration": history,
@@ -209,6 +239,10 @@ def run_row(row: str, seed: int, outer: int, eval_every: int, maps: dict, data, 
               **reproduce.A2NET.rows[row][1], **FROZEN, **settings, "optimizer.learning_rate": None,
               "state_update_every": None, "optimizer.decay_boundaries": None}},
           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__}"}
+  if with_gradients and config.a2net.variant != "vanilla":
+    line["gradient_norms"] = {"chosen": gradient_terms(config, maps, params, method_state),
+                              "init": gradient_terms(config, maps, *initial_model(config, maps))}
+  return line
 
 
 def main(argv=None) -> None:
@@ -221,6 +255,7 @@ def main(argv=None) -> None:
                       help="KEY=VALUE for every row (reproduce.py's --set)")
   parser.add_argument("--out", default=os.path.join(reproduce.REPO, "benchmarks", "results", "reproduce", "a2net.jsonl"))
   parser.add_argument("--maps", default="", help="an .npz file keeping the backbone maps between runs")
+  parser.add_argument("--gradients", action="store_true", help="add each loss term's gradient norm to the lines")
   args = parser.parse_args(argv)
   settings = dict(args.set)
   rows = args.rows.split(",") if args.rows else list(reproduce.A2NET.rows)
@@ -241,7 +276,7 @@ def main(argv=None) -> None:
     for row in rows:
       if (row, seed) in done:
         continue
-      line = run_row(row, seed, args.outer, args.eval_every, maps, data, settings)
+      line = run_row(row, seed, args.outer, args.eval_every, maps, data, settings, args.gradients)
       with open(args.out, "a") as f:
         f.write(json.dumps(line) + "\n")
       print(json.dumps(line), flush=True)

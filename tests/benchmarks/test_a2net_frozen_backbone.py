@@ -62,7 +62,7 @@ def test_heads_on_the_cached_maps_give_embed_fn_of_the_images(tiny):
 def test_tiny_table_chooses_its_outer_iteration_on_validation_and_resumes(tiny, tmp_path):
   out = tmp_path / "a2net.jsonl"
   argv = ["--rows", "vanilla_12,a2net_12", "--seeds", "0", "--outer", "3", "--eval_every", "1",
-          "--out", str(out), "--maps", str(tmp_path / "maps.npz"),
+          "--out", str(out), "--maps", str(tmp_path / "maps.npz"), "--gradients",
           *[arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]]
   frozen.main(argv)
   lines = [json.loads(text) for text in out.read_text().splitlines()]
@@ -75,5 +75,9 @@ def test_tiny_table_chooses_its_outer_iteration_on_validation_and_resumes(tiny, 
     assert all(0 <= v <= 1 for v in line["bits"].values())
     assert line["settings"]["state_update_every"] == "4" and line["steps"] == 12  # 2 passes of 2 batches
   assert reproduce.value(lines, "a2net_12", "hashing/reencoded/map").shape == (1,)
+  assert "gradient_norms" not in lines[0]  # vanilla has no Eq. 7 / 8 parameters to share
+  for norms in lines[1]["gradient_norms"].values():
+    assert set(norms) == {"pair", "eq7_reconstruction", "eq8_decorrelation", "quantization"}
+    assert all(v > 0 for v in norms.values())
   frozen.main(argv)  # both rows are in --out: nothing is trained again
   assert len(out.read_text().splitlines()) == 2
