@@ -7,12 +7,10 @@ grid of Q queries and k neighbours is exactly `grid_size(Q, k, thumb)`.
 """
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
-from PIL import Image  # pylint: disable=wrong-import-position
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
 
 CAPTION_PX = 24  # caption strip under each thumbnail
 PAD_PX = 6  # border around each cell
@@ -34,8 +32,9 @@ def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
 
 def retrieval_grid(queries: Sequence[np.ndarray], neighbours: Sequence[Sequence[np.ndarray]], scores: np.ndarray, *,
                    correct: np.ndarray | None = None, score_format: str = "{:.3f}",
-                   thumb: int = 96) -> matplotlib.figure.Figure:
-  """The grid as a matplotlib figure.
+                   thumb: int = 96) -> Figure:
+  """The grid as a matplotlib figure (on its own Agg canvas: no pyplot state, the notebook's
+  backend untouched; a notebook shows it inline).
 
   Args:
     queries: Q images, uint8 `[H, W, 3]` (any size).
@@ -52,7 +51,8 @@ def retrieval_grid(queries: Sequence[np.ndarray], neighbours: Sequence[Sequence[
   if correct is not None and np.shape(correct) != scores.shape:
     raise ValueError(f"retrieval_grid: correct has shape {np.shape(correct)}, expected {scores.shape} like scores")
   width, height = grid_size(num_queries, k, thumb)
-  figure = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+  figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+  FigureCanvasAgg(figure)
   cell_w, cell_h = thumb + 2 * PAD_PX, thumb + CAPTION_PX + 2 * PAD_PX
   for row in range(num_queries):
     images = [queries[row], *neighbours[row]]
@@ -79,8 +79,4 @@ def retrieval_grid(queries: Sequence[np.ndarray], neighbours: Sequence[Sequence[
 def save_retrieval_grid(path: str, queries: Sequence[np.ndarray], neighbours: Sequence[Sequence[np.ndarray]],
                         scores: np.ndarray, **kwargs) -> None:
   """Writes `retrieval_grid(queries, neighbours, scores, **kwargs)` to the PNG `path`."""
-  figure = retrieval_grid(queries, neighbours, scores, **kwargs)
-  try:
-    figure.savefig(path, dpi=DPI, format="png")
-  finally:
-    plt.close(figure)
+  retrieval_grid(queries, neighbours, scores, **kwargs).savefig(path, dpi=DPI, format="png")

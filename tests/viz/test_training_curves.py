@@ -48,3 +48,16 @@ def test_metrics_file_errors_name_the_file_and_line(run, tmp_path):
     f.write('{"step": 9, "split": "train", "loss": 0.1\n')
   with pytest.raises(ValueError, match=r"run/metrics.jsonl, line 8: not JSON"):
     training_curves.plot_training_curves(str(run), str(tmp_path / "x.png"))
+
+
+def test_speed_lines_get_their_panels_and_the_figure_comes_back(run):
+  with open(run / "metrics.jsonl", "a") as f:
+    for step in (2, 4, 6, 8):
+      f.write(json.dumps({"step": step, "split": "speed", "images_per_second": 100.0 + step, "steps_per_second": 3.0,
+                          "step_ms": 320.0, "data_wait_ms": 5.0}) + "\n")
+  figure = training_curves.training_curves(str(run))
+  titles = [axes.get_title() for axes in figure.axes]
+  assert titles == ["loss", "learning_rate", "images_per_second", "data_wait_ms", "recall@1", "map"]
+  (line,) = figure.axes[2].get_lines()
+  assert list(line.get_xdata()) == [2, 4, 6, 8] and line.get_label() == "speed"
+  assert [l.get_label() for l in figure.axes[4].get_lines()] == ["test", "val"]  # no speed curve among the scores
