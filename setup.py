@@ -8,7 +8,9 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=setuptools.find_packages(include=["jaxret", "jaxret.*", "launch", "configs"]),
+    # Only jaxret: the repository's configs/ and launch/ are used from a checkout (python -m launch.train
+    # --config configs/...), not installed as top-level packages that would claim those names.
+    packages=setuptools.find_packages(include=["jaxret", "jaxret.*"]),
     install_requires=[
         "jax>=0.7",
         "flax>=0.10",
