@@ -28,7 +28,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxret.train import distributed  # noqa: E402
+from jaxret.training import distributed  # noqa: E402
 
 distributed.cpu_xla_flags()
 
@@ -42,7 +42,8 @@ from jaxret import methods  # noqa: E402
 from jaxret.data import datasets, pipeline  # noqa: E402
 from jaxret.eval import evaluator as evaluator_lib  # noqa: E402
 from jaxret.methods import a2net  # noqa: E402
-from jaxret.train import checkpoint, loop, mesh as mesh_lib, optimizer, state as state_lib  # noqa: E402
+from jaxret import mesh as mesh_lib  # noqa: E402
+from jaxret.training import checkpoint, loop, optimizer, state as state_lib
 
 
 def scored_model(config, workdir: str):

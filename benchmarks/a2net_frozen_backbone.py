@@ -46,7 +46,8 @@ from jaxret.backbones import get_backbone  # noqa: E402
 from jaxret.data import datasets  # noqa: E402
 from jaxret.eval import evaluator as evaluator_lib, hashing as hashing_eval  # noqa: E402
 from jaxret.methods import a2net  # noqa: E402
-from jaxret.train import loop, mesh as mesh_lib, optimizer, state as state_lib  # noqa: E402
+from jaxret import mesh as mesh_lib  # noqa: E402
+from jaxret.training import loop, optimizer, state as state_lib
 
 OMEGA, EPOCHS_PER_OMEGA, OUTER_ITERATIONS, LR_DROP_AT = 1000, 3, 60, 50  # the paper's schedule (module docstring)
 # On the frozen maps: heads only (the backbone's 0.1 x multiplier would match nothing); D = 64 (not

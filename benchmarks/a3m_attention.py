@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=wrong-import-position
 from jaxret.data import datasets, pipeline
 from jaxret.methods import a3m
-from jaxret.train import loop
+from jaxret.training import loop
 
 SETTINGS = ({"attention_norm": "none"}, {"attention_norm": "scale"}, {"attention_norm": "batchnorm"},
             {"attention_norm": "batchnorm", "branch": "batchnorm_relu"})

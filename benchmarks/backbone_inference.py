@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=wrong-import-position
 from jaxret.backbones import get_backbone
-from jaxret.train import distributed
+from jaxret.training import distributed
 
 
 def measure(backbone: str, size: int, batch: int, repeats: int) -> dict:

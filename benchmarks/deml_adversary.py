@@ -5,7 +5,7 @@ and without a diversity term, and what that does to Recall@K on the held-out cla
 
 For each adversary (none = Table 4's "without L_adv"; grl = Eq. 4 through gradient reversal;
 hinge = the public code's contrastive hinge) it trains `configs/deml.py:dataset=synthetic,I=1,J=..`
-for `--steps` steps with `jaxret.train.loop.train`, then embeds the test split (100 unseen
+for `--steps` steps with `jaxret.training.loop.train`, then embeds the test split (100 unseen
 classes) with the model the loop chose on validation and reports:
 - "sim": Table 4's mean cosine similarity between CA learners: cos(CA_j(x), CA_j'(x)) averaged
   over the test images, per pair j < j'; mean and standard deviation over the pairs;
@@ -34,7 +34,7 @@ from configs import deml as deml_config  # noqa: E402
 from jaxret.data import datasets, pipeline  # noqa: E402
 from jaxret.eval import evaluator  # noqa: E402
 from jaxret.methods import deml  # noqa: E402
-from jaxret.train import checkpoint, distributed, loop  # noqa: E402
+from jaxret.training import checkpoint, distributed, loop  # noqa: E402
 
 AGREEMENT_IMAGES = 1000
 

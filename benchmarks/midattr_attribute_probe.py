@@ -18,7 +18,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from jaxret.train import distributed  # noqa: E402  (before jax initialises its backend)
+from jaxret.training import distributed  # noqa: E402  (before jax initialises its backend)
 
 distributed.cpu_xla_flags()
 
@@ -30,7 +30,7 @@ import optax  # noqa: E402
 from jaxret.data import datasets, pipeline  # noqa: E402
 from jaxret.methods import midattr  # noqa: E402
 from jaxret.methods.a3m import attribute_cross_entropy  # noqa: E402
-from jaxret.train import saved_run  # noqa: E402
+from jaxret import saved_run  # noqa: E402
 
 
 def accuracy(logits: np.ndarray, attributes: np.ndarray) -> float:

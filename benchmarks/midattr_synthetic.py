@@ -5,7 +5,7 @@ rows), one JSON line.
   python benchmarks/midattr_synthetic.py --workdir /tmp/midattr                 # configs/midattr.py
   python benchmarks/midattr_synthetic.py --arg attributes=none --workdir /tmp/midattr_none
 
-Trains `configs/midattr.py:<arg>` with `jaxret.train.loop.train` (a finished run in `--workdir`
+Trains `configs/midattr.py:<arg>` with `jaxret.training.loop.train` (a finished run in `--workdir`
 is not retrained: the loop only scores it), then scores the checkpoint chosen on validation
 (mAP of the validation identities) with each descriptor. Needs `branches=both`.
 """
@@ -18,7 +18,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from jaxret.train import distributed  # noqa: E402  (before jax initialises its backend)
+from jaxret.training import distributed  # noqa: E402  (before jax initialises its backend)
 
 distributed.cpu_xla_flags()
 
@@ -28,7 +28,8 @@ from configs import midattr as midattr_config  # noqa: E402
 from jaxret import methods  # noqa: E402
 from jaxret.data import datasets, pipeline  # noqa: E402
 from jaxret.eval import evaluator as evaluator_lib  # noqa: E402
-from jaxret.train import checkpoint, loop, mesh as mesh_lib, optimizer, state as state_lib  # noqa: E402
+from jaxret import mesh as mesh_lib  # noqa: E402
+from jaxret.training import checkpoint, loop, optimizer, state as state_lib
 
 KEYS = ("rank1", "rank5", "map", "minp")
 

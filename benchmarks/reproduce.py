@@ -9,7 +9,7 @@ Tables: a3m (A3M Table 1), midattr (Zhang & Xu Tables 4-5), deml (DeML Tables 2 
 (A2-Net Table 2, each variant at 12 / 24 / 32 / 48 bits; its table of record is trained on the
 frozen backbone by benchmarks/a2net_frozen_backbone.py), vapnet (VAPNet Table 1).
 
-Every row trains `jaxret.train.loop.train` on the creatures (30 images per class: 90 training
+Every row trains `jaxret.training.loop.train` on the creatures (30 images per class: 90 training
 classes, 10 validation classes choose the checkpoint, 100 unseen test classes) with the settings of
 `FINE_TUNE` (the ImageNet MobileNetV2, 128 px: a 4 x 4 last map, SGD at 0.01 with the backbone at
 0.1 x, cosine, `--steps` steps of batch 32), then scores the chosen model on each of the method's
@@ -40,7 +40,7 @@ from typing import Any, Callable
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from jaxret.train import distributed  # noqa: E402  (before jax initialises its backend)
+from jaxret.training import distributed  # noqa: E402  (before jax initialises its backend)
 
 distributed.cpu_xla_flags()
 
@@ -51,7 +51,8 @@ import numpy as np  # noqa: E402
 
 from jaxret.data import datasets  # noqa: E402
 from jaxret.eval import evaluator as evaluator_lib  # noqa: E402
-from jaxret.train import loop, saved_run  # noqa: E402
+from jaxret import saved_run  # noqa: E402
+from jaxret.training import loop
 
 import a2net_decorrelation  # noqa: E402  (benchmarks/, beside this file)
 import deml_adversary  # noqa: E402

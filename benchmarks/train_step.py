@@ -9,7 +9,7 @@ Standard cases (backbone_width 1.0, the method's synthetic config otherwise, 100
 synthetic set's 12 attributes): r18_64_b32 = ResNet-18, 64 x 64, batch 32; r50_224_b8 =
 ResNet-50, 224 x 224, batch 8; mv2_S_b32 = MobileNetV2 at S x S, batch 32 (`--mobilenet`: the
 baseline at 64, 128 and 224 px, training and `--inference`). Each side runs in its own fresh
-process (its peak memory is its own): the jitted jaxret train step (`jaxret.train.step.compile_train_step`: loss, gradients,
+process (its peak memory is its own): the jitted jaxret train step (`jaxret.training.step.compile_train_step`: loss, gradients,
 optimizer, donation) or the PyTorch model of `benchmarks/torch_reference/` (same layers and
 loss, channels-last, the same optimizer; `torch.compile` and bfloat16 autocast on GPU) on the
 same random batch; with `--inference`, the eval-mode embedding instead (jaxret: the jitted
@@ -98,14 +98,15 @@ def jaxret_program(args):
   `step()` runs the train step (or with `--inference` the jitted `embed_fn`) once and waits for
   it. Sets jaxret's CPU XLA flags first (`profile_step.py` builds the same program)."""
   sys.path.insert(0, REPO)
-  from jaxret.train import distributed  # pylint: disable=import-outside-toplevel
+  from jaxret.training import distributed  # pylint: disable=import-outside-toplevel
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + args.xla_flags).strip()
   if not args.xla_defaults:
     distributed.cpu_xla_flags()  # jaxret's defaults, unless the flags above set them
   import jax  # pylint: disable=import-outside-toplevel
   from jaxret import methods  # pylint: disable=import-outside-toplevel
-  from jaxret.train import mesh as mesh_lib, optimizer  # pylint: disable=import-outside-toplevel
-  from jaxret.train import state as state_lib, step as step_lib  # pylint: disable=import-outside-toplevel
+  from jaxret import mesh as mesh_lib  # pylint: disable=import-outside-toplevel
+  from jaxret.training import optimizer
+  from jaxret.training import state as state_lib, step as step_lib  # pylint: disable=import-outside-toplevel
 
   config = method_config(args)
   method = methods.get_method(config.method)

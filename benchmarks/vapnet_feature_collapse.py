@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxret.train import distributed  # noqa: E402  (before jax initialises its backend)
+from jaxret.training import distributed  # noqa: E402  (before jax initialises its backend)
 
 distributed.cpu_xla_flags()
 
@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 from jaxret.data import datasets  # noqa: E402
 from jaxret.eval import evaluator as evaluator_lib  # noqa: E402
-from jaxret.train import saved_run  # noqa: E402
+from jaxret import saved_run  # noqa: E402
 
 
 def feature_statistics(workdir: str, which: str) -> dict:

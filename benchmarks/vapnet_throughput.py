@@ -21,7 +21,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from jaxret.train import distributed  # pylint: disable=wrong-import-position
+from jaxret.training import distributed  # pylint: disable=wrong-import-position
 
 distributed.cpu_xla_flags()
 
@@ -31,8 +31,9 @@ import numpy as np  # pylint: disable=wrong-import-position
 from configs import baseline as baseline_config  # pylint: disable=wrong-import-position
 from configs import vapnet as vapnet_config  # pylint: disable=wrong-import-position
 from jaxret import methods  # pylint: disable=wrong-import-position
-from jaxret.train import mesh as mesh_lib, optimizer  # pylint: disable=wrong-import-position
-from jaxret.train import state as state_lib, step as step_lib  # pylint: disable=wrong-import-position
+from jaxret import mesh as mesh_lib  # pylint: disable=wrong-import-position
+from jaxret.training import optimizer
+from jaxret.training import state as state_lib, step as step_lib  # pylint: disable=wrong-import-position
 
 
 def make_config(method: str, args, views: int):

@@ -53,7 +53,7 @@ Paper, Table 2 (variant=), CUB200-2011 and Food101, mAP (%) at 12 / 24 / 32 / 48
 """
 import ml_collections
 
-from jaxret.train.config import base_config, parse_arg
+from jaxret.training.config import base_config, parse_arg
 
 # dataset option -> (jaxret dataset, images per outer iteration, outer iterations, lr drop at)
 DATASETS = {"synthetic": ("synthetic", 640, 10, 0), "cub": ("cub", 2000, 60, 50),

@@ -69,7 +69,7 @@ per class for cub_cls and compcars: 4,994 and 13,861 images).
 """
 import ml_collections
 
-from jaxret.train.config import base_config, parse_arg
+from jaxret.training.config import base_config, parse_arg
 
 # dataset option -> (jaxret dataset, total steps = 60 epochs at batch 32)
 DATASETS = {"synthetic": ("synthetic", 600), "market1501": ("market1501", 24000), "cub_cls": ("cub", 9400),

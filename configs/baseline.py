@@ -43,7 +43,7 @@ import importlib
 
 import ml_collections
 
-from jaxret.train.config import base_config, parse_arg
+from jaxret.training.config import base_config, parse_arg
 
 # dataset option -> (the method config whose settings this baseline takes, its dataset option)
 METHOD_CONFIGS = {

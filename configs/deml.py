@@ -62,7 +62,7 @@ negative cost 35. The batch size is not stated: jaxret uses 64 (16 classes x 4 i
 """
 import ml_collections
 
-from jaxret.train.config import base_config, parse_arg
+from jaxret.training.config import base_config, parse_arg
 
 # dataset option -> (jaxret dataset, training iterations, default I, default J, Recall@K ks)
 DATASETS = {

@@ -52,7 +52,7 @@ import ml_collections
 
 from jaxret.data import synthetic
 from jaxret.data.builders import dukemtmc_reid, market1501
-from jaxret.train.config import base_config, parse_arg
+from jaxret.training.config import base_config, parse_arg
 
 # Table 1, parts 0..3 from the top (the paper's Part 1..4), by the prepared datasets' attribute names.
 _UPPER, _LOWER, _ALL = (0, 1), (2, 3), (0, 1, 2, 3)

@@ -47,7 +47,7 @@ the validation classes are carved out (decay_every: 5 epochs).
 """
 import ml_collections
 
-from jaxret.train.config import base_config, parse_arg
+from jaxret.training.config import base_config, parse_arg
 
 # option -> (jaxret dataset, steps per epoch at batch 32 after the 10 validation classes)
 DATASETS = {"synthetic": ("synthetic", 0), "cub": ("cub", 165), "cars196": ("cars196", 226),

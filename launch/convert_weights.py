@@ -16,6 +16,7 @@ import numpy as np
 from absl import app, flags
 from flax import traverse_util
 
+from jaxret import user_errors
 from jaxret.backbones import get_backbone
 from jaxret.weights import FLAX_ARCH_KEY, abstract_variables, read_checkpoint, read_variables
 
@@ -54,4 +55,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  user_errors.run(main)

@@ -36,8 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parse_args(argv)
   logging.getLogger("absl").setLevel(logging.ERROR)  # orbax chatter about the read-only checkpoint folder
   from jaxret.data import image_folder  # pylint: disable=import-outside-toplevel  (jax after flags parse)
-  from jaxret.eval import image_index
-  from jaxret.train import saved_run
+  from jaxret import image_index
+  from jaxret import saved_run
   try:
     image_folder.list_images(args.images)  # a bad folder or output fails before the model is restored
     if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
@@ -53,6 +53,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  from jaxret.train import distributed
+  from jaxret.training import distributed
   distributed.cpu_xla_flags()
   sys.exit(main())

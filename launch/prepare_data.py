@@ -11,8 +11,9 @@ import json
 import logging
 import os
 
-from absl import app, flags
+from absl import flags
 
+from jaxret import user_errors
 from jaxret.data import builders
 
 _DATASET = flags.DEFINE_enum("dataset", None, sorted(builders.BUILDERS), "Dataset to build.")
@@ -31,4 +32,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  user_errors.run(main)

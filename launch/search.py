@@ -50,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parse_args(argv)
   logging.getLogger("absl").setLevel(logging.ERROR)  # orbax chatter about the read-only checkpoint folder
   from jaxret.data import image_folder  # pylint: disable=import-outside-toplevel  (jax after flags parse)
-  from jaxret.eval import image_index
-  from jaxret.train import saved_run
+  from jaxret import image_index
+  from jaxret import saved_run
   try:
     index = image_index.load(args.index)
     queries = [image_folder.read_image(path) for path in args.query]  # a bad query fails before restoring
@@ -92,6 +92,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  from jaxret.train import distributed
+  from jaxret.training import distributed
   distributed.cpu_xla_flags()
   sys.exit(main())

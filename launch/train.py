@@ -10,10 +10,11 @@ Open MPI where they are detected (see launch/slurm.sbatch and launch/local_multi
 import json
 import logging
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-from jaxret.train import distributed
+from jaxret import user_errors
+from jaxret.training import distributed
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/baseline.py:dataset=synthetic.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics; resumed if it has any.")
@@ -28,7 +29,7 @@ def main(argv):
   logging.getLogger().setLevel(logging.WARNING)  # orbax, jax and tensorboardX chatter at INFO
   logging.getLogger("jaxret").setLevel(logging.INFO)
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  from jaxret.train import loop  # after initialize: nothing may touch JAX backends before it
+  from jaxret.training import loop  # after initialize: nothing may touch JAX backends before it
   import jax
   results = loop.train(_CONFIG.value, _WORKDIR.value)
   if jax.process_index() == 0 and results:
@@ -37,4 +38,4 @@ def main(argv):
 
 if __name__ == "__main__":
   distributed.cpu_xla_flags()
-  app.run(main)
+  user_errors.run(main)

@@ -20,6 +20,7 @@ import numpy as np
 
 from jaxret.data import builders, pipeline, splits, stock, synthetic
 from jaxret.data.subset import Subset
+from jaxret.user_errors import InputError
 
 DATASETS = ("synthetic", *sorted(builders.BUILDERS), *sorted(stock.STOCK_DATASETS))
 # Open-set protocols that take training and test classes from different official splits.
@@ -54,10 +55,10 @@ def check_available(config: ml_collections.ConfigDict) -> None:
   """Raises a ValueError naming `config.dataset` when it is unknown, or DatasetNotPreparedError
   (with the command to run) when it is not prepared in `config.data_dir`."""
   if config.dataset not in DATASETS:
-    raise ValueError(f"config.dataset={config.dataset!r} is not a known dataset: expected one of {DATASETS}")
+    raise InputError(f"config.dataset={config.dataset!r} is not a known dataset: expected one of {DATASETS}")
   if config.dataset != "synthetic":
     if not config.data_dir:
-      raise ValueError(f"config.data_dir is empty: dataset {config.dataset!r} is read from a TFDS data folder "
+      raise InputError(f"config.data_dir is empty: dataset {config.dataset!r} is read from a TFDS data folder "
                        f"made by `python -m launch.prepare_data --dataset {config.dataset} --manual_dir RAW "
                        "--data_dir DIR`; pass --config.data_dir=DIR")
     names, read = _splits_of(config)
@@ -141,13 +142,13 @@ def _load_prepared(config: ml_collections.ConfigDict) -> DatasetSplits:
                          train_classes=tuple(train_classes), attribute_sizes=_attribute_sizes(train_all))
 
   if protocol == "reid":
-    raise ValueError(f"config.eval.protocol='reid' needs query / gallery splits; dataset {name!r} has {available}")
+    raise InputError(f"config.eval.protocol='reid' needs query / gallery splits; dataset {name!r} has {available}")
   train_split, test_split = OPEN_SET_SOURCES.get(name, ("+".join(available),) * 2)
   train_source, test_source = read(train_split), read(test_split)
   classes = np.unique(pipeline.labels_of(train_source)).tolist()
   if name in splits.OPEN_SET_SPLITS:
     if len(classes) != splits.OPEN_SET_SPLITS[name][0]:
-      raise ValueError(f"dataset {name!r} in {config.data_dir} has {len(classes)} classes; its open-set "
+      raise InputError(f"dataset {name!r} in {config.data_dir} has {len(classes)} classes; its open-set "
                        f"protocol expects {splits.OPEN_SET_SPLITS[name][0]} (an incomplete preparation?)")
     train_pool, test_classes = splits.paper_open_set_classes(name)
   else:

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxret.user_errors import UserError
+
 # name -> (label field, splits).
 STOCK_DATASETS = {
     "cars196": ("label", ("train", "test")),
@@ -24,7 +26,7 @@ STOCK_DATASETS = {
 }
 
 
-class StockNotPreparedError(FileNotFoundError):
+class StockNotPreparedError(UserError, FileNotFoundError):
   """A stock TFDS dataset is missing from `data_dir`: the message says how to build it."""
 
 

@@ -20,10 +20,9 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from jaxret import eval as eval_lib
-from jaxret import methods
+from jaxret import eval as eval_lib, mesh as mesh_lib, methods
 from jaxret.data import pipeline, splits, synthetic
-from jaxret.train import mesh as mesh_lib
+from jaxret.user_errors import InputError
 
 REENCODED = "reencoded"  # hashing: prefix of the metrics against the re-encoded database (HashingEvaluator)
 # The default validation metric for model selection, per protocol (higher is better).
@@ -223,7 +222,7 @@ class ClassificationEvaluator:
 
   def __init__(self, source: Any, train_classes: tuple[int, ...], embedder: Embedder):
     if embedder.functions["logits"] is None:
-      raise ValueError(f"config.eval.protocol='classification' needs a method with classify_fn; "
+      raise InputError(f"config.eval.protocol='classification' needs a method with classify_fn; "
                        f"config.method={embedder.config.method!r} has none")
     self.source, self.embed = source, embedder
     self.class_index = {int(c): i for i, c in enumerate(train_classes)}
@@ -245,7 +244,7 @@ def make_evaluator(source: Any, gallery: Any | None, embedder: Embedder, train_c
   protocol = embedder.config.eval.protocol
   if protocol == "hashing":
     if gallery is None:
-      raise ValueError("config.eval.protocol='hashing' needs a dataset with a hashing database split")
+      raise InputError("config.eval.protocol='hashing' needs a dataset with a hashing database split")
     return HashingEvaluator(source, gallery, embedder)
   if protocol == "classification":
     return ClassificationEvaluator(source, train_classes, embedder)

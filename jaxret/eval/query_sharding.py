@@ -22,7 +22,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jaxret.train.mesh import DATA_AXIS, make_mesh as data_mesh
+from jaxret.mesh import DATA_AXIS, make_mesh as data_mesh
 
 
 

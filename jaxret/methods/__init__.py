@@ -26,6 +26,8 @@ Every method module exposes the same surface, so the loop and evaluators never s
 import importlib
 import types
 
+from jaxret.user_errors import InputError
+
 
 def get_method(name: str) -> types.ModuleType:
   """The module `jaxret.methods.<name>`."""
@@ -34,4 +36,4 @@ def get_method(name: str) -> types.ModuleType:
   except ModuleNotFoundError as e:
     if e.name != f"jaxret.methods.{name}":
       raise
-    raise ValueError(f"config.method={name!r}: no module jaxret/methods/{name}.py") from None
+    raise InputError(f"config.method={name!r}: no module jaxret/methods/{name}.py") from None

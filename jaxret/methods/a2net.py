@@ -70,6 +70,7 @@ import numpy as np
 from jaxret.backbones import get_backbone, matmul_conv
 from jaxret.losses import hashing
 from jaxret.ops import asymmetric_codes
+from jaxret.user_errors import InputError
 
 VARIANTS = {  # config.a2net.variant -> (attention features, Eq. 7 term, Eq. 8 term): Table 2's rows
     "vanilla": (False, False, False), "attention": (True, False, False),
@@ -171,19 +172,19 @@ class Model(nn.Module):
 def _check(config: ml_collections.ConfigDict) -> None:
   c = config.a2net
   if c.variant not in VARIANTS:
-    raise ValueError(f"config.a2net.variant={c.variant!r}: expected one of {tuple(VARIANTS)}")
+    raise InputError(f"config.a2net.variant={c.variant!r}: expected one of {tuple(VARIANTS)}")
   for key in ("bits", "transform_dim", "transform_depth"):
     if c[key] < 1:
-      raise ValueError(f"config.a2net.{key}={c[key]}: expected a positive integer")
+      raise InputError(f"config.a2net.{key}={c[key]}: expected a positive integer")
   if c.num_attention < 0:
-    raise ValueError(f"config.a2net.num_attention={c.num_attention}: expected 0 (= bits) or a positive integer")
+    raise InputError(f"config.a2net.num_attention={c.num_attention}: expected 0 (= bits) or a positive integer")
   if c.database_init not in DATABASE_INITS:
-    raise ValueError(f"config.a2net.database_init={c.database_init!r}: expected one of {DATABASE_INITS}")
+    raise InputError(f"config.a2net.database_init={c.database_init!r}: expected one of {DATABASE_INITS}")
   if c.similarity not in SIMILARITIES:
-    raise ValueError(f"config.a2net.similarity={c.similarity!r}: expected one of {SIMILARITIES}")
+    raise InputError(f"config.a2net.similarity={c.similarity!r}: expected one of {SIMILARITIES}")
   for key in ("lam", "alpha_times_nk", "beta_times_k", "gamma"):
     if c[key] < 0:
-      raise ValueError(f"config.a2net.{key}={c[key]}: expected a weight >= 0")
+      raise InputError(f"config.a2net.{key}={c[key]}: expected a weight >= 0")
 
 
 def make_model(config: ml_collections.ConfigDict) -> Model:
@@ -210,7 +211,7 @@ def init_database(num_images: int, bits: int, rng: jax.Array | None = None) -> d
 def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: dict):
   """(params, {"batch_stats", "database"}); needs `config.num_train_examples` (set by the loop)."""
   if config.num_train_examples < 1:
-    raise ValueError(f"config.num_train_examples={config.num_train_examples}: A2-Net keeps a code per "
+    raise InputError(f"config.num_train_examples={config.num_train_examples}: A2-Net keeps a code per "
                      "training image and needs the training-set size (the train loop sets it)")
   model_rng, codes_rng = jax.random.split(rng)
   variables = make_model(config).init(model_rng, sample_batch["image"], train=False)

@@ -63,6 +63,7 @@ import ml_collections
 import optax
 
 from jaxret.backbones import get_backbone
+from jaxret.user_errors import InputError
 
 VARIANTS = ("a3m", "baseline2", "att1", "att2")
 ATTENTION_NORMS = ("none", "scale", "batchnorm")
@@ -305,19 +306,19 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
   """The Model of `config`; raises a ValueError naming the config key at fault."""
   a3m = config.a3m
   if a3m.variant not in VARIANTS:
-    raise ValueError(f"config.a3m.variant={a3m.variant!r}: expected one of {VARIANTS}")
+    raise InputError(f"config.a3m.variant={a3m.variant!r}: expected one of {VARIANTS}")
   if a3m.attention_norm not in ATTENTION_NORMS:
-    raise ValueError(f"config.a3m.attention_norm={a3m.attention_norm!r}: expected one of {ATTENTION_NORMS}")
+    raise InputError(f"config.a3m.attention_norm={a3m.attention_norm!r}: expected one of {ATTENTION_NORMS}")
   if a3m.branch not in BRANCHES:
-    raise ValueError(f"config.a3m.branch={a3m.branch!r}: expected one of {BRANCHES}")
+    raise InputError(f"config.a3m.branch={a3m.branch!r}: expected one of {BRANCHES}")
   if a3m.use_attribute_labels and not config.attribute_sizes:
-    raise ValueError(f"config.a3m.use_attribute_labels=True but dataset {config.dataset!r} has no attributes "
+    raise InputError(f"config.a3m.use_attribute_labels=True but dataset {config.dataset!r} has no attributes "
                      "(config.attribute_sizes is empty): set config.a3m.use_attribute_labels=False and "
                      "config.a3m.num_latent_attributes=K")
   if a3m.use_attribute_labels and min(config.attribute_sizes) < 1:
-    raise ValueError(f"config.attribute_sizes={tuple(config.attribute_sizes)}: expected positive value counts")
+    raise InputError(f"config.attribute_sizes={tuple(config.attribute_sizes)}: expected positive value counts")
   if num_attributes(config) < 1:
-    raise ValueError("config.a3m.num_latent_attributes=0 and the dataset has no attributes: expected K >= 1 "
+    raise InputError("config.a3m.num_latent_attributes=0 and the dataset has no attributes: expected K >= 1 "
                      "latent attributes")
   return Model(backbone=config.backbone, backbone_width=config.backbone_width, num_classes=config.num_classes,
                num_attributes=num_attributes(config),

@@ -65,6 +65,7 @@ from jaxret.losses.learner_diversity import (adversary_discrepancy, contrastive_
 from jaxret.ops.crop_zoom import attend_and_zoom
 from jaxret.ops.grad_reverse import grad_reverse
 from jaxret.ops.random_walk import object_attention
+from jaxret.user_errors import InputError
 
 ADVERSARIES = ("grl", "hinge", "none")
 ADVERSARY_INPUTS = ("raw", "unit")
@@ -210,24 +211,24 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
   """The Model of `config`; raises a ValueError naming the config key at fault."""
   deml = config.deml
   if not config.backbone.startswith("resnet") and config.backbone != "mobilenet_v2":
-    raise ValueError(f"config.backbone={config.backbone!r}: DeML splits the backbone into FNet / GNet; expected "
+    raise InputError(f"config.backbone={config.backbone!r}: DeML splits the backbone into FNet / GNet; expected "
                      "resnet18 / resnet34 / resnet50 / resnet101 / mobilenet_v2")
   for key in ("num_scales", "num_branches", "walk_steps", "cam_hidden", "adversary_dim"):
     if deml[key] < 1:
-      raise ValueError(f"config.deml.{key}={deml[key]}: expected a positive integer")
+      raise InputError(f"config.deml.{key}={deml[key]}: expected a positive integer")
   if deml.adversary not in ADVERSARIES:
-    raise ValueError(f"config.deml.adversary={deml.adversary!r}: expected one of {ADVERSARIES}")
+    raise InputError(f"config.deml.adversary={deml.adversary!r}: expected one of {ADVERSARIES}")
   if deml.adversary_input not in ADVERSARY_INPUTS:
-    raise ValueError(f"config.deml.adversary_input={deml.adversary_input!r}: expected one of {ADVERSARY_INPUTS}")
+    raise InputError(f"config.deml.adversary_input={deml.adversary_input!r}: expected one of {ADVERSARY_INPUTS}")
   if deml.split not in STAGES[:-1]:
-    raise ValueError(f"config.deml.split={deml.split!r}: expected one of {STAGES[:-1]} (the last FNet stage)")
+    raise InputError(f"config.deml.split={deml.split!r}: expected one of {STAGES[:-1]} (the last FNet stage)")
   gnet = STAGES[STAGES.index(deml.split) + 1:]
   if not deml.attention_layers or not set(deml.attention_layers) <= set(gnet):
-    raise ValueError(f"config.deml.attention_layers={tuple(deml.attention_layers)}: expected GNet stages, a "
+    raise InputError(f"config.deml.attention_layers={tuple(deml.attention_layers)}: expected GNet stages, a "
                      f"non-empty subset of {gnet} (after config.deml.split={deml.split!r})")
   learner_dim = config.embedding_dim // (deml.num_scales * deml.num_branches)  # floor, as the paper
   if learner_dim < 1:
-    raise ValueError(f"config.embedding_dim={config.embedding_dim}: expected at least I x J = "
+    raise InputError(f"config.embedding_dim={config.embedding_dim}: expected at least I x J = "
                      f"{deml.num_scales * deml.num_branches} (one dimension per learner)")
   return Model(backbone=config.backbone, backbone_width=config.backbone_width, num_scales=deml.num_scales,
                num_branches=deml.num_branches, learner_dim=learner_dim, tied_learners=deml.tied_learners,

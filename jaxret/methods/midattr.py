@@ -46,6 +46,7 @@ import optax
 from jaxret.backbones import get_backbone
 from jaxret.methods.a3m import attribute_cross_entropy, value_mask
 from jaxret.ops.horizontal_pooling import horizontal_average_pool, horizontal_max_pool
+from jaxret.user_errors import InputError
 
 ATTRIBUTE_LAYERS = ("res3", "res4", "res5", "none")
 BRANCHES = ("both", "global", "part")
@@ -180,32 +181,32 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
   for key, allowed in (("attribute_layer", ATTRIBUTE_LAYERS), ("branches", BRANCHES), ("descriptor", DESCRIPTORS),
                        ("part_descriptor", PART_DESCRIPTORS), ("part_init", PART_INITS)):
     if m[key] not in allowed:
-      raise ValueError(f"config.midattr.{key}={m[key]!r}: expected one of {allowed}")
+      raise InputError(f"config.midattr.{key}={m[key]!r}: expected one of {allowed}")
   if m.descriptor != "fused" and m.branches not in ("both", m.descriptor):
-    raise ValueError(f"config.midattr.descriptor={m.descriptor!r} needs the {m.descriptor} branch, but "
+    raise InputError(f"config.midattr.descriptor={m.descriptor!r} needs the {m.descriptor} branch, but "
                      f"config.midattr.branches={m.branches!r}: expected branches 'both' or {m.descriptor!r}")
   if m.descriptor == "fused" and m.branches != "both":
-    raise ValueError(f"config.midattr.descriptor='fused' needs both branches, but config.midattr.branches="
+    raise InputError(f"config.midattr.descriptor='fused' needs both branches, but config.midattr.branches="
                      f"{m.branches!r}: expected descriptor={m.branches!r}")
   for key in ("part_stripes", "num_parts"):
     if m[key] < (0 if key == "part_stripes" else 1):
-      raise ValueError(f"config.midattr.{key}={m[key]}: expected a positive integer"
+      raise InputError(f"config.midattr.{key}={m[key]}: expected a positive integer"
                        + (" (or 0: one stripe per row)" if key == "part_stripes" else ""))
   if m.part_dim < 1 or not 0.0 <= m.dropout < 1.0:
-    raise ValueError(f"config.midattr.part_dim={m.part_dim}, dropout={m.dropout}: expected part_dim >= 1 and "
+    raise InputError(f"config.midattr.part_dim={m.part_dim}, dropout={m.dropout}: expected part_dim >= 1 and "
                      "0 <= dropout < 1")
   sizes, routing = (), ()
   if m.attribute_layer != "none":
     sizes = tuple(config.attribute_sizes)
     if not sizes:
-      raise ValueError(f"config.midattr.attribute_layer={m.attribute_layer!r} but dataset {config.dataset!r} has "
+      raise InputError(f"config.midattr.attribute_layer={m.attribute_layer!r} but dataset {config.dataset!r} has "
                        "no attributes (config.attribute_sizes is empty): expected attribute_layer='none'")
     if len(m.attribute_parts) != len(sizes):
-      raise ValueError(f"config.midattr.attribute_parts names {len(m.attribute_parts)} attributes; dataset "
+      raise InputError(f"config.midattr.attribute_parts names {len(m.attribute_parts)} attributes; dataset "
                        f"{config.dataset!r} has {len(sizes)}: expected one (name, parts) pair per attribute")
     for name, parts in m.attribute_parts:
       if not parts or any(not 0 <= p < m.num_parts for p in parts):
-        raise ValueError(f"config.midattr.attribute_parts: attribute {name!r} has parts {tuple(parts)}: expected "
+        raise InputError(f"config.midattr.attribute_parts: attribute {name!r} has parts {tuple(parts)}: expected "
                          f"a non-empty subset of 0..{m.num_parts - 1} (config.midattr.num_parts={m.num_parts})")
     routing = tuple(map(tuple, routing_matrix(m.attribute_parts, m.num_parts).tolist()))
   return Model(backbone=config.backbone, backbone_width=config.backbone_width, num_classes=config.num_classes,

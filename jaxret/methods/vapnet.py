@@ -45,6 +45,7 @@ from jaxret.backbones import get_backbone
 from jaxret.losses.consistency import attribute_consistency
 from jaxret.ops.local_views import crop_and_resize, grid_patch_boxes, sample_patches
 from jaxret.ops.roi_align import roi_align
+from jaxret.user_errors import InputError
 
 VARIANTS = ("full", "aux_only", "no_mean_encoders", "consistency_only")
 VIEW_STATISTICS = ("own", "shared")
@@ -131,21 +132,21 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
   """The Model of `config`; raises a ValueError naming the config key at fault."""
   v = config.vapnet
   if v.variant not in VARIANTS:
-    raise ValueError(f"config.vapnet.variant={v.variant!r}: expected one of {VARIANTS}")
+    raise InputError(f"config.vapnet.variant={v.variant!r}: expected one of {VARIANTS}")
   num_patches = len(grid_patch_boxes(config.image_height or config.image_size, config.image_size, tuple(v.grids)))
   if not 1 <= v.num_views <= num_patches:
-    raise ValueError(f"config.vapnet.num_views={v.num_views}: expected 1 <= M <= {num_patches} (the grid patches)")
+    raise InputError(f"config.vapnet.num_views={v.num_views}: expected 1 <= M <= {num_patches} (the grid patches)")
   if v.attribute_dim < 1:
-    raise ValueError(f"config.vapnet.attribute_dim={v.attribute_dim}: expected k >= 1")
+    raise InputError(f"config.vapnet.attribute_dim={v.attribute_dim}: expected k >= 1")
   if not 0.0 <= v.ema_ratio < 1.0:
-    raise ValueError(f"config.vapnet.ema_ratio={v.ema_ratio}: expected 0 <= a < 1 (Eq. 7)")
+    raise InputError(f"config.vapnet.ema_ratio={v.ema_ratio}: expected 0 <= a < 1 (Eq. 7)")
   if v.weight < 0:
-    raise ValueError(f"config.vapnet.weight={v.weight}: expected lambda >= 0")
+    raise InputError(f"config.vapnet.weight={v.weight}: expected lambda >= 0")
   if v.view_statistics not in VIEW_STATISTICS:
-    raise ValueError(f"config.vapnet.view_statistics={v.view_statistics!r}: expected one of {VIEW_STATISTICS}")
+    raise InputError(f"config.vapnet.view_statistics={v.view_statistics!r}: expected one of {VIEW_STATISTICS}")
   for key in ("roi_size", "sampling_ratio"):
     if v[key] < 1:
-      raise ValueError(f"config.vapnet.{key}={v[key]}: expected an integer >= 1")
+      raise InputError(f"config.vapnet.{key}={v[key]}: expected an integer >= 1")
   return Model(backbone=config.backbone, backbone_width=config.backbone_width, num_classes=config.num_classes,
                embedding_dim=config.embedding_dim, attribute_dim=v.attribute_dim, roi_size=v.roi_size,
                sampling_ratio=v.sampling_ratio, view_statistics=v.view_statistics,

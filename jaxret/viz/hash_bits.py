@@ -16,7 +16,7 @@ import numpy as np
 from jaxret.data import pipeline
 from jaxret.eval import evaluator
 from jaxret.methods import a2net
-from jaxret.train import mesh as mesh_lib
+from jaxret import mesh as mesh_lib
 from jaxret.viz import image_grid
 
 

@@ -1,6 +1,6 @@
 """Training curves of a run as a PNG: loss, learning rate and each evaluation metric per split.
 
-Reads `<workdir>/metrics.jsonl` (`jaxret.train.metrics_writer`: one JSON object per line with
+Reads `<workdir>/metrics.jsonl` (`jaxret.training.metrics_writer`: one JSON object per line with
 `step`, `split` and the metrics). Panels: the training `loss`, the `learning_rate`, the training
 speed (`images_per_second`, `data_wait_ms`), then one per evaluation metric (validation and test
 lines of `recall@1`, `map`, ...), each split its own curve (a test score, written once, is a

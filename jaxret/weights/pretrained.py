@@ -15,6 +15,8 @@ import os
 
 import ml_collections
 
+from jaxret.user_errors import InputError
+
 WEIGHTS_DIR_ENV = "JAXRET_WEIGHTS_DIR"
 # torchvision's ImageNet (IMAGENET1K_V1) file of each backbone.
 TORCHVISION_FILES = {"resnet18": "resnet18-f37072fd.pth", "resnet34": "resnet34-b627a593.pth",
@@ -33,7 +35,7 @@ def imagenet_weights(backbone: str, environ=os.environ) -> str:
   """The path of `backbone`'s ImageNet weights; a ValueError naming where it looked and
   the command that makes the file."""
   if backbone not in TORCHVISION_FILES:
-    raise ValueError(f"config.init_weights='imagenet': no ImageNet weights are known for backbone {backbone!r}; "
+    raise InputError(f"config.init_weights='imagenet': no ImageNet weights are known for backbone {backbone!r}; "
                      f"expected one of {sorted(TORCHVISION_FILES)}, or a file path")
   converted = os.path.join(weights_dir(environ), f"{backbone}.npz")
   looked = [converted]
@@ -50,7 +52,7 @@ def imagenet_weights(backbone: str, environ=os.environ) -> str:
     source = TORCHVISION_FILES[backbone]
     make = (f"python -m launch.convert_weights {source} {converted} --arch {backbone} "
             f"(torchvision's file: https://download.pytorch.org/models/{source})")
-  raise ValueError(
+  raise InputError(
       f"config.init_weights='imagenet': no ImageNet weights for backbone {backbone!r}; looked for "
       f"{' and '.join(looked)} (weights directory: ${WEIGHTS_DIR_ENV}, default ~/.cache/jaxret/weights). "
       f"Make it with: {make}; or train from scratch with --config.init_weights=none")
@@ -64,12 +66,12 @@ def init_weights_path(config: ml_collections.ConfigDict, environ=os.environ) -> 
     return None
   if value == "imagenet":
     if config.backbone_width != 1.0:
-      raise ValueError(f"config.init_weights='imagenet' needs config.backbone_width=1.0 (the published network); "
+      raise InputError(f"config.init_weights='imagenet' needs config.backbone_width=1.0 (the published network); "
                        f"got {config.backbone_width}: set --config.init_weights=none to train this width from scratch")
     return imagenet_weights(config.backbone, environ)
   if not value:
-    raise ValueError("config.init_weights='': expected 'imagenet', 'none' (train from scratch) or a weights file")
+    raise InputError("config.init_weights='': expected 'imagenet', 'none' (train from scratch) or a weights file")
   if not os.path.isfile(value):
-    raise ValueError(f"config.init_weights={value!r}: no such file; expected a torchvision .pth / "
+    raise InputError(f"config.init_weights={value!r}: no such file; expected a torchvision .pth / "
                             ".safetensors or a launch.convert_weights .npz, 'imagenet' or 'none'")
   return value

@@ -12,7 +12,8 @@ import pytest
 from jaxret.data import datasets
 from jaxret.eval import evaluator as evaluator_lib
 from jaxret.methods import a2net
-from jaxret.train import loop, mesh as mesh_lib, optimizer, state as state_lib
+from jaxret import mesh as mesh_lib
+from jaxret.training import loop, optimizer, state as state_lib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                 "benchmarks"))

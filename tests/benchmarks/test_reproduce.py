@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from jaxret.backbones import get_backbone
-from jaxret.train import config as config_lib
+from jaxret.training import config as config_lib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                 "benchmarks"))

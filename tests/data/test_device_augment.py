@@ -8,7 +8,7 @@ from jax.sharding import Mesh
 
 from configs import baseline
 from jaxret.data import augment, decoded, device_augment, pipeline
-from jaxret.train import mesh as mesh_lib
+from jaxret import mesh as mesh_lib
 
 
 def _image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:

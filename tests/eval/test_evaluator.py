@@ -9,8 +9,8 @@ import pytest
 import jaxret.eval
 from jaxret.data import splits
 from jaxret.eval import evaluator
-from jaxret.train import config as config_lib
-from jaxret.train import mesh as mesh_lib
+from jaxret.training import config as config_lib
+from jaxret import mesh as mesh_lib
 
 
 class _Source:

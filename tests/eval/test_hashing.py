@@ -9,7 +9,8 @@ import pytest
 
 import jaxret.eval
 from jaxret.eval import evaluator, hashing
-from jaxret.train import config as config_lib, mesh as mesh_lib
+from jaxret import mesh as mesh_lib
+from jaxret.training import config as config_lib
 
 
 def relevance(query_label, db_labels):

@@ -10,8 +10,9 @@ from PIL import Image
 
 from configs import baseline
 from jaxret.data import datasets
-from jaxret.eval import evaluator, image_index
-from jaxret.train import saved_run
+from jaxret import image_index
+from jaxret.eval import evaluator
+from jaxret import saved_run
 from jaxret.viz import retrieval_grid
 from launch import embed, search
 from tests.methods.conftest import train_tiny

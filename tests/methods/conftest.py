@@ -2,7 +2,7 @@
 import json
 import os
 
-from jaxret.train import loop
+from jaxret.training import loop
 
 # A 4-channel ResNet-18 on 32 px images: 4 steps of 8, a final evaluation only.
 TINY_RUN = {"backbone_width": 0.0625, "image_size": 32, "batch_size": 8, "total_steps": 4, "log_every": 2,

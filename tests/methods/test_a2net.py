@@ -18,7 +18,7 @@ from configs import a2net as a2net_config
 from jaxret.data import datasets, pipeline
 from jaxret.methods import a2net
 from jaxret.ops import asymmetric_codes
-from jaxret.train import config as config_lib, loop
+from jaxret.training import config as config_lib, loop
 
 BITS, NUM_CLASSES, NUM_IMAGES = 6, 4, 10
 

@@ -14,7 +14,7 @@ import pytest
 from configs import a3m as a3m_config
 from jaxret.data import datasets, pipeline
 from jaxret.methods import a3m
-from jaxret.train import loop
+from jaxret.training import loop
 from tests.methods.conftest import train_tiny
 
 SIZES = (3, 2, 4)  # K = 3 attributes with 3, 2 and 4 values

@@ -223,7 +223,7 @@ def test_gradients_reach_every_module_and_the_adversary_plays_against_the_rest(m
 
 
 def test_learners_train_at_ten_times_the_learning_rate(model):
-  from jaxret.train import optimizer
+  from jaxret.training import optimizer
   config, params, *_ = model
   groups = optimizer.param_groups(params, config.optimizer.lr_multipliers)
   assert groups["learners_0"]["kernel"] == "0" and groups["learners_1"]["kernel"] == "0"

@@ -19,7 +19,7 @@ from jaxret.data.builders import dukemtmc_reid, market1501
 from jaxret.methods import midattr
 from jaxret.ops import horizontal_pooling
 from jaxret import weights
-from jaxret.train import state as state_lib
+from jaxret.training import state as state_lib
 from tests.methods.conftest import train_tiny
 
 SIZES = (3, 2, 4)  # K = 3 attributes with 3, 2 and 4 values

@@ -11,10 +11,10 @@ import skimage.data as skimage_data
 from jaxret import methods
 from jaxret.backbones import get_backbone
 from jaxret.data import synthetic
-from jaxret.train import config as config_lib
-from jaxret.train import mesh as mesh_lib
-from jaxret.train import optimizer
-from jaxret.train import state as state_lib
+from jaxret.training import config as config_lib
+from jaxret import mesh as mesh_lib
+from jaxret.training import optimizer
+from jaxret.training import state as state_lib
 from jaxret.weights import imagenet_eval_transform, load_torchvision, pretrained
 
 METHODS = ("baseline", "a3m", "midattr", "a2net", "vapnet", "deml")

@@ -7,9 +7,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxret.data.builders import image_bytes
+from jaxret.user_errors import UserError
 
 
-class DatasetNotPreparedError(FileNotFoundError):
+class DatasetNotPreparedError(UserError, FileNotFoundError):
   """The dataset folder under `data_dir` is missing: the message gives the command to run."""
 
 

@@ -5,6 +5,8 @@ import ml_collections
 import optax
 from flax import traverse_util
 
+from jaxret.user_errors import InputError
+
 SCHEDULES = ("constant", "step", "cosine", "exponential")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -25,7 +27,7 @@ def learning_rate_schedule(opt: ml_collections.ConfigDict, total_steps: int, fac
   elif opt.schedule == "exponential":
     main = optax.exponential_decay(lr, opt.decay_every, opt.decay_factor, staircase=True)
   else:
-    raise ValueError(f"config.optimizer.schedule={opt.schedule!r}: expected one of {SCHEDULES}")
+    raise InputError(f"config.optimizer.schedule={opt.schedule!r}: expected one of {SCHEDULES}")
   if not warmup:
     return main
   return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
@@ -40,7 +42,7 @@ def _transform(opt: ml_collections.ConfigDict, schedule: optax.Schedule) -> opta
     return optax.chain(optax.add_decayed_weights(opt.weight_decay), optax.adam(schedule, b1=opt.b1, b2=opt.b2))
   if opt.name == "adamw":
     return optax.adamw(schedule, b1=opt.b1, b2=opt.b2, weight_decay=opt.weight_decay)
-  raise ValueError(f"config.optimizer.name={opt.name!r}: expected one of {OPTIMIZERS}")
+  raise InputError(f"config.optimizer.name={opt.name!r}: expected one of {OPTIMIZERS}")
 
 
 def param_groups(params, lr_multipliers) -> dict:
@@ -59,7 +61,7 @@ def param_groups(params, lr_multipliers) -> dict:
     labels[path] = label
   for i, (pattern, _) in enumerate(lr_multipliers):
     if i not in used:
-      raise ValueError(f"config.optimizer.lr_multipliers[{i}]: pattern {pattern!r} matches no parameter path")
+      raise InputError(f"config.optimizer.lr_multipliers[{i}]: pattern {pattern!r} matches no parameter path")
   return traverse_util.unflatten_dict(labels, sep="/")
 
 

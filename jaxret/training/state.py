@@ -10,7 +10,7 @@ from jax.sharding import Mesh
 
 from jaxret import weights
 from jaxret.weights import pretrained
-from jaxret.train import mesh as mesh_lib
+from jaxret import mesh as mesh_lib
 
 
 @flax.struct.dataclass

@@ -8,10 +8,10 @@ from flax import traverse_util
 
 from jaxret import weights
 from jaxret.methods import baseline
-from jaxret.train import loop
-from jaxret.train import mesh as mesh_lib
-from jaxret.train import state as state_lib
-from tests.train.conftest import tiny_config
+from jaxret.training import loop
+from jaxret import mesh as mesh_lib
+from jaxret.training import state as state_lib
+from tests.training.conftest import tiny_config
 
 
 def test_init_weights_fill_the_backbone_and_leave_the_heads(tmp_path):

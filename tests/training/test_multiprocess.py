@@ -6,8 +6,8 @@ import numpy as np
 import portpicker
 import pytest
 
-from jaxret.train import loop
-from tests.train.conftest import launch, read_metrics, tiny_config
+from jaxret.training import loop
+from tests.training.conftest import launch, read_metrics, tiny_config
 
 pytestmark = pytest.mark.usefixtures("compilation_cache")
 

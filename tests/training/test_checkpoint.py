@@ -1,8 +1,8 @@
 import jax.numpy as jnp
 import numpy as np
 
-from jaxret.train import checkpoint
-from jaxret.train.state import TrainState
+from jaxret.training import checkpoint
+from jaxret.training.state import TrainState
 
 
 def _state(step, value):

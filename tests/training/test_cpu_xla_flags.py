@@ -1,7 +1,7 @@
 """`distributed.cpu_xla_flags`: jaxret's XLA:CPU defaults, never over a flag the user set."""
 import importlib.metadata
 
-from jaxret.train import distributed
+from jaxret.training import distributed
 
 YNN = "--xla_cpu_experimental_ynn_fusion_type"
 

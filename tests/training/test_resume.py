@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from jaxret.train import loop
-from tests.train.conftest import final_state, launch, read_metrics, tiny_config
+from jaxret.training import loop
+from tests.training.conftest import final_state, launch, read_metrics, tiny_config
 
 pytestmark = pytest.mark.usefixtures("compilation_cache")
 

@@ -5,8 +5,8 @@ import sys
 import pytest
 
 from configs import baseline
-from jaxret.train import config as config_lib
-from jaxret.train import loop
+from jaxret.training import config as config_lib
+from jaxret.training import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

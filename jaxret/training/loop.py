@@ -13,11 +13,13 @@ import tqdm
 from jaxret import methods
 from jaxret.data import datasets, decoded, device_augment, pipeline
 from jaxret.eval import evaluator as evaluator_lib
-from jaxret.train import checkpoint, config as config_lib, mesh as mesh_lib, optimizer, step as step_lib
-from jaxret.train import profiling, saved_run, state as state_lib
-from jaxret.train.device_prefetch import DevicePrefetch
-from jaxret.train.metrics_writer import MetricsWriter
-from jaxret.train.throughput import Throughput
+from jaxret import mesh as mesh_lib
+from jaxret.training import checkpoint, config as config_lib, optimizer, step as step_lib
+from jaxret import saved_run
+from jaxret.training import profiling, state as state_lib
+from jaxret.training.device_prefetch import DevicePrefetch
+from jaxret.training.metrics_writer import MetricsWriter
+from jaxret.training.throughput import Throughput
 
 log = logging.getLogger(__name__)
 

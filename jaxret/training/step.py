@@ -7,8 +7,8 @@ import ml_collections
 import optax
 from jax.sharding import Mesh
 
-from jaxret.train import mesh as mesh_lib
-from jaxret.train.state import TrainState
+from jaxret import mesh as mesh_lib
+from jaxret.training.state import TrainState
 
 
 def _all_finite(tree) -> jax.Array:

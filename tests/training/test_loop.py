@@ -5,8 +5,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxret.train import config as config_lib, loop
-from tests.train.conftest import final_state, read_metrics, tiny_config
+from jaxret.training import config as config_lib, loop
+from tests.training.conftest import final_state, read_metrics, tiny_config
 
 pytestmark = pytest.mark.usefixtures("compilation_cache")
 

@@ -7,8 +7,9 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxret.train import mesh as mesh_lib, step as step_lib
-from jaxret.train.state import TrainState
+from jaxret import mesh as mesh_lib
+from jaxret.training import step as step_lib
+from jaxret.training.state import TrainState
 
 
 def sqrt_method():

@@ -7,6 +7,7 @@ from jaxret import methods
 from jaxret.data import datasets
 from jaxret.eval import evaluator
 from jaxret.eval.hashing import EMPTY_QUERIES
+from jaxret.user_errors import InputError
 from jaxret.weights import pretrained
 
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
@@ -98,59 +99,59 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
   pretrained.init_weights_path(config)
   datasets.check_available(config)
   if config.compute_dtype not in COMPUTE_DTYPES:
-    raise ValueError(f"config.compute_dtype={config.compute_dtype!r}: expected one of {COMPUTE_DTYPES}")
+    raise InputError(f"config.compute_dtype={config.compute_dtype!r}: expected one of {COMPUTE_DTYPES}")
   for key in ("batch_size", "total_steps", "image_size", "log_every"):
     if config[key] <= 0:
-      raise ValueError(f"config.{key}={config[key]}: expected a positive integer")
+      raise InputError(f"config.{key}={config[key]}: expected a positive integer")
   for key in ("eval_every", "checkpoint_every", "state_update_every", "num_workers", "image_height"):
     if config[key] < 0:
-      raise ValueError(f"config.{key}={config[key]}: expected 0 or a positive integer")
+      raise InputError(f"config.{key}={config[key]}: expected 0 or a positive integer")
   steps = tuple(config.profile_steps)
   if steps and not (len(steps) == 2 and 1 <= steps[0] <= steps[1] <= config.total_steps):
-    raise ValueError(f"config.profile_steps={steps}: expected () or (first, last) with 1 <= first <= last <= "
+    raise InputError(f"config.profile_steps={steps}: expected () or (first, last) with 1 <= first <= last <= "
                      f"config.total_steps={config.total_steps}")
   if config.data.augment not in AUGMENTATIONS:
-    raise ValueError(f"config.data.augment={config.data.augment!r}: expected one of {AUGMENTATIONS}")
+    raise InputError(f"config.data.augment={config.data.augment!r}: expected one of {AUGMENTATIONS}")
   if config.data.pipeline not in PIPELINES:
-    raise ValueError(f"config.data.pipeline={config.data.pipeline!r}: expected one of {PIPELINES}")
+    raise InputError(f"config.data.pipeline={config.data.pipeline!r}: expected one of {PIPELINES}")
   if config.data.device_prefetch < 0:
-    raise ValueError(f"config.data.device_prefetch={config.data.device_prefetch}: expected 0 or a positive integer")
+    raise InputError(f"config.data.device_prefetch={config.data.device_prefetch}: expected 0 or a positive integer")
   if (config.data.pipeline == "device" and config.data.augment != "resize"
       and config.data.resize_size < max(config.image_size, config.image_height)):
-    raise ValueError(f"config.data.resize_size={config.data.resize_size}: data.pipeline='device' with "
+    raise InputError(f"config.data.resize_size={config.data.resize_size}: data.pipeline='device' with "
                      f"{config.data.augment} stores the images at that shorter side; expected >= the input "
                      f"size {max(config.image_size, config.image_height)}")
   if config.data.augment == "random_crop" and config.data.resize_size < max(config.image_size, config.image_height):
-    raise ValueError(f"config.data.resize_size={config.data.resize_size}: random_crop needs a shorter side "
+    raise InputError(f"config.data.resize_size={config.data.resize_size}: random_crop needs a shorter side "
                      f">= the input size {max(config.image_size, config.image_height)}")
   if config.data.classes_per_batch and config.batch_size % config.data.classes_per_batch:
-    raise ValueError(f"config.batch_size={config.batch_size} is not a multiple of "
+    raise InputError(f"config.batch_size={config.batch_size} is not a multiple of "
                      f"config.data.classes_per_batch={config.data.classes_per_batch} (P x K sampling)")
   if config.data.subset_size:
     if config.data.subset_size < 0 or config.data.subset_epochs < 1 or config.data.classes_per_batch:
-      raise ValueError(f"config.data.subset_size={config.data.subset_size}, subset_epochs="
+      raise InputError(f"config.data.subset_size={config.data.subset_size}, subset_epochs="
                        f"{config.data.subset_epochs}: expected a positive size, at least one epoch and "
                        f"config.data.classes_per_batch=0")
     images = config.data.subset_size * config.data.subset_epochs
     if config.state_update_every and config.state_update_every * config.batch_size != images:
-      raise ValueError(f"config.state_update_every={config.state_update_every}: expected "
+      raise InputError(f"config.state_update_every={config.state_update_every}: expected "
                        f"{images} / config.batch_size={config.batch_size} (one outer iteration of "
                        f"config.data.subset_epochs x subset_size images)")
   if config.eval.protocol not in evaluator.SELECTION_METRICS:
-    raise ValueError(f"config.eval.protocol={config.eval.protocol!r}: expected one of "
+    raise InputError(f"config.eval.protocol={config.eval.protocol!r}: expected one of "
                      f"{tuple(evaluator.SELECTION_METRICS)}")
   if config.eval.metric not in ("cosine", "euclidean"):
-    raise ValueError(f"config.eval.metric={config.eval.metric!r}: expected 'cosine' or 'euclidean'")
+    raise InputError(f"config.eval.metric={config.eval.metric!r}: expected 'cosine' or 'euclidean'")
   if config.eval.hashing_empty_queries not in EMPTY_QUERIES:
-    raise ValueError(f"config.eval.hashing_empty_queries={config.eval.hashing_empty_queries!r}: expected one "
+    raise InputError(f"config.eval.hashing_empty_queries={config.eval.hashing_empty_queries!r}: expected one "
                      f"of {EMPTY_QUERIES} (jaxret/eval/hashing.py)")
   names = evaluator.metric_names(config)
   if config.eval.selection_metric and config.eval.selection_metric not in names:
-    raise ValueError(f"config.eval.selection_metric={config.eval.selection_metric!r}: expected one of "
+    raise InputError(f"config.eval.selection_metric={config.eval.selection_metric!r}: expected one of "
                      f"the {config.eval.protocol} metrics {names}")
   for key, value in (("batch_size", config.batch_size), ("eval.batch_size", config.eval.batch_size)):
     if value % num_devices:
-      raise ValueError(
+      raise InputError(
           f"config.{key}={value} is not divisible by the {num_devices} devices: "
           f"expected a multiple of {num_devices}")
 
@@ -162,6 +163,6 @@ def parse_arg(arg: str, config_file: str, **defaults: str) -> dict[str, str]:
   for item in filter(None, arg.split(",")):
     key, sep, value = item.partition("=")
     if not sep or key not in defaults:
-      raise ValueError(f"{config_file}: bad argument {item!r}; expected KEY=VALUE with KEY in {sorted(defaults)}")
+      raise InputError(f"{config_file}: bad argument {item!r}; expected KEY=VALUE with KEY in {sorted(defaults)}")
     options[key] = value
   return options

@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-from jaxret.train import saved_run
+from jaxret import saved_run
 
 CONFIGS = [("baseline", ""), ("a3m", "dataset=market1501"), ("midattr", ""), ("a2net", "dataset=cub,bits=48"),
            ("vapnet", ""), ("deml", "dataset=cub")]

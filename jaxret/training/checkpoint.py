@@ -9,7 +9,7 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 
-from jaxret.train.state import TrainState
+from jaxret.training.state import TrainState
 
 
 def make_manager(workdir: str, keep: int) -> ocp.CheckpointManager:

@@ -3,8 +3,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxret.train import config as config_lib
-from jaxret.train import optimizer
+from jaxret.training import config as config_lib
+from jaxret.training import optimizer
 
 
 def _config(**opt):

@@ -17,9 +17,10 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxret import methods
+from jaxret import mesh as mesh_lib, methods
 from jaxret.data import pipeline
-from jaxret.train import mesh as mesh_lib, optimizer, state as state_lib
+from jaxret.training import optimizer, state as state_lib
+from jaxret.user_errors import InputError
 
 CONFIG_FILE = "config.json"
 
@@ -45,16 +46,16 @@ def _tuples(value: Any) -> Any:
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   """The locked config saved in `<workdir>/config.json`; ValueError naming the path when absent."""
   if not os.path.isdir(workdir):
-    raise ValueError(f"workdir {workdir!r} does not exist: expected the --workdir of a training run")
+    raise InputError(f"workdir {workdir!r} does not exist: expected the --workdir of a training run")
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.isfile(path):
-    raise ValueError(f"{path} does not exist: expected the config a run saves when it starts "
+    raise InputError(f"{path} does not exist: expected the config a run saves when it starts "
                      f"(runs trained before config.json was saved must be trained again)")
   with open(path) as f:
     try:
       values = json.load(f)
     except json.JSONDecodeError as e:
-      raise ValueError(f"{path} is not valid JSON: {e}") from None
+      raise InputError(f"{path} is not valid JSON: {e}") from None
   config = ml_collections.ConfigDict(_tuples(values))
   config.lock()
   return config
@@ -100,11 +101,11 @@ def restore(workdir: str, which: str = "latest") -> SavedRun:
   abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), shapes)
   folder = os.path.join(workdir, "checkpoints" if which == "latest" else "best")
   if not os.path.isdir(folder):
-    raise ValueError(f"{folder} does not exist: the run in {workdir} has saved no {which} checkpoint")
+    raise InputError(f"{folder} does not exist: the run in {workdir} has saved no {which} checkpoint")
   with ocp.CheckpointManager(folder, options=ocp.CheckpointManagerOptions(read_only=True)) as manager:
     step = manager.latest_step()
     if step is None:
-      raise ValueError(f"{folder} holds no checkpoint: the run in {workdir} has saved none yet")
+      raise InputError(f"{folder} holds no checkpoint: the run in {workdir} has saved none yet")
     if which == "latest":
       state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
       params, method_state = state.params, state.method_state

@@ -19,7 +19,7 @@ import tqdm
 
 from jaxret.data import image_folder, pipeline
 from jaxret.eval import evaluator, knn, packed_codes
-from jaxret.train import saved_run
+from jaxret import saved_run
 
 FLOAT, PACKED_BITS = "float", "packed_bits"
 _METADATA = ("method", "kind", "dim", "metric", "config_fingerprint", "workdir", "checkpoint", "checkpoint_step",
