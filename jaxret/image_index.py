@@ -15,10 +15,10 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tqdm
 
 from jaxret.data import image_folder, pipeline
 from jaxret.eval import evaluator, knn, packed_codes
+from jaxret.progress import Progress
 from jaxret import saved_run
 
 FLOAT, PACKED_BITS = "float", "packed_bits"
@@ -68,7 +68,7 @@ def embed_files(run: saved_run.SavedRun, root: str, paths: Sequence[str], *,
   embed = evaluator.Embedder(run.method, run.config, run.mesh)
   batch = run.config.eval.batch_size
   parts = []
-  with tqdm.tqdm(total=len(paths), unit="img", disable=not progress, dynamic_ncols=True) as bar:
+  with Progress(len(paths), "embedding", "images", enabled=progress) as bar:
     for start in range(0, len(paths), batch):
       files = image_folder.ImageFiles(root, paths[start:start + batch])
       parts.append(embed(files, run.params, run.method_state, fields=(), attributes=False)["embedding"])

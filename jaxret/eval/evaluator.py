@@ -22,6 +22,7 @@ from jax.sharding import Mesh
 
 from jaxret import eval as eval_lib, mesh as mesh_lib, methods
 from jaxret.data import pipeline, splits, synthetic
+from jaxret.progress import Progress
 from jaxret.user_errors import InputError
 
 REENCODED = "reencoded"  # hashing: prefix of the metrics against the re-encoded database (HashingEvaluator)
@@ -113,7 +114,9 @@ class Embedder:
                                     transform=pipeline.eval_transform(self.config),
                                     process_index=jax.process_index(), process_count=jax.process_count())
     columns = {}
+    progress = Progress(len(source), "embedding", "images", enabled=jax.process_index() == 0)
     for i in range(len(dataset)):
+      progress.update(min(self.config.eval.batch_size, len(source) - i * self.config.eval.batch_size))
       local = dataset[i]
       wanted, names = tuple(outputs), ("valid", *fields)
       if attributes and self.functions["predicted_attributes"] is not None and "attributes" in local:
@@ -125,6 +128,7 @@ class Embedder:
         del results["predicted_attributes"], results["attributes"]
       for name, value in results.items():
         columns.setdefault(name, []).append(np.asarray(value))
+    progress.close()
     valid = np.concatenate(columns.pop("valid"))
     return {name: np.concatenate(parts)[valid] for name, parts in columns.items()}
 

@@ -8,11 +8,11 @@ import signal
 
 import jax
 import ml_collections
-import tqdm
 
 from jaxret import methods
 from jaxret.data import datasets, decoded, device_augment, pipeline
 from jaxret.eval import evaluator as evaluator_lib
+from jaxret.progress import Progress
 from jaxret import mesh as mesh_lib
 from jaxret.training import checkpoint, config as config_lib, optimizer, step as step_lib
 from jaxret import saved_run
@@ -124,8 +124,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
     val_evaluator = evaluator_lib.make_evaluator(data.val, data.val_gallery, embedder, data.train_classes)
     best = checkpoint.make_best_manager(workdir, evaluator_lib.selection_metric(config))
   preemption = _Preemption()
-  progress = tqdm.tqdm(total=config.total_steps, initial=start_step, unit="step",
-                       disable=jax.process_index() != 0, dynamic_ncols=True)
+  progress = Progress(config.total_steps, "train", "steps", initial=start_step, enabled=jax.process_index() == 0)
   throughput = Throughput(config.batch_size)
   profile = profiling.ProfileWindow(workdir, config.profile_steps)
   results = None
@@ -143,14 +142,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
         if config.state_update_every and step % config.state_update_every == 0:
           state = state.replace(method_state=method.update_state(state.params, state.method_state, data, config))
       throughput.step()
-      progress.update(1)
       last = step == config.total_steps
       if step % config.log_every == 0 or last:
         _check_finite(state, manager)
         writer.write(step, "train", jax.device_get(metrics))
         speed = throughput.report()  # after reading the step's outputs: every step counted has run
         writer.write(step, "speed", speed)
-        progress.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{speed['images_per_second']:.1f}")
+        progress.update(0, loss=f"{float(metrics['loss']):.4f}", img_s=f"{speed['images_per_second']:.1f}")
+      progress.update(1)
       evaluate = val_evaluator is not None and (last or (config.eval_every and step % config.eval_every == 0))
       stop = preemption.check(manager, step)
       save = step % config.checkpoint_every == 0 or last or stop

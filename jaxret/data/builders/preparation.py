@@ -14,6 +14,7 @@ from jaxret.data.builders import image_bytes
 from jaxret.data.builders.builder import Builder, Example
 from jaxret.data.builders.problems import Problems
 from jaxret.data.builders.writer import DatasetWriter
+from jaxret.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,9 @@ def prepare_dataset(builder: Builder, manual_dir: os.PathLike | str, data_dir: o
     for split in builder.splits:
       log.info("%s: preparing split %s (%d images)", builder.name, split, len(layout.splits[split]))
       split_writer = writer.split(split)
+      progress = stack.enter_context(Progress(len(layout.splits[split]), f"{builder.name} {split}", "images"))
       for example, size, problem in _checked(layout.splits[split], pool):
+        progress.update()
         if problem is None:
           try:
             data = example.image if isinstance(example.image, bytes) else example.image.read_bytes()
