@@ -1,6 +1,6 @@
 """jaxret: attribute-aware fine-grained retrieval, person re-ID and hashing in JAX/Flax.
 
-`jaxret.training`, `jaxret.restore`, `jaxret.evaluate` and `jaxret.embed` are the one-call API
+`jaxret.train`, `jaxret.restore`, `jaxret.evaluate` and `jaxret.embed` are the one-call API
 (`jaxret/api.py`), imported on first use so that `import jaxret.<module>` stays light.
 """
 API = ("train", "restore", "evaluate", "embed")
