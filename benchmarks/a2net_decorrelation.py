@@ -55,7 +55,7 @@ def scored_model(config, workdir: str):
                                       seed=config.seed, transform=pipeline.train_transform(config),
                                       subset_size=config.data.subset_size, subset_epochs=config.data.subset_epochs)
   tx, _ = optimizer.make_optimizer(config)
-  state = state_lib.create(a2net, config, tx, next(iter(train_data)), mesh)
+  state = state_lib.create(a2net.METHOD, config, tx, next(iter(train_data)), mesh)
   best = checkpoint.make_best_manager(workdir, evaluator_lib.selection_metric(config))
   chosen = checkpoint.restore_best(best, state)
   best.close()

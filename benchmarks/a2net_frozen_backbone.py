@@ -29,7 +29,6 @@ import os
 import platform
 import sys
 import time
-import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,8 +44,8 @@ import optax  # noqa: E402
 from jaxret.backbones import get_backbone  # noqa: E402
 from jaxret.data import datasets  # noqa: E402
 from jaxret.eval import evaluator as evaluator_lib, hashing as hashing_eval  # noqa: E402
+from jaxret import mesh as mesh_lib, methods  # noqa: E402
 from jaxret.methods import a2net  # noqa: E402
-from jaxret import mesh as mesh_lib  # noqa: E402
 from jaxret.training import loop, optimizer, state as state_lib
 
 OMEGA, EPOCHS_PER_OMEGA, OUTER_ITERATIONS, LR_DROP_AT = 1000, 3, 60, 50  # the paper's schedule (module docstring)
@@ -86,9 +85,9 @@ def backbone_maps(config: ml_collections.ConfigDict, data) -> dict[str, np.ndarr
   mesh = mesh_lib.make_mesh()
   tx, _ = optimizer.make_optimizer(config)
   sample = {"image": np.zeros((1, config.image_size, config.image_size, 3), np.float32)}
-  state = state_lib.create(a2net, config, tx, sample, mesh)
+  state = state_lib.create(a2net.METHOD, config, tx, sample, mesh)
   if config.init_weights != "none":
-    state = state_lib.with_pretrained_backbone(state, config, a2net)
+    state = state_lib.with_pretrained_backbone(state, config, a2net.METHOD)
   network = get_backbone(config.backbone, width_multiplier=config.backbone_width)
 
   def res5(params, method_state, images, _):
@@ -96,7 +95,7 @@ def backbone_maps(config: ml_collections.ConfigDict, data) -> dict[str, np.ndarr
     maps = network.apply(variables, images, train=False)["res5"]
     return maps.reshape(len(maps), -1)
 
-  embedder = evaluator_lib.Embedder(types.SimpleNamespace(embed_fn=res5), config, mesh)
+  embedder = evaluator_lib.Embedder(methods.Method("res5_maps", embed_fn=res5), config, mesh)
   lookup = {c: i for i, c in enumerate(data.train_classes)}
   shape = jax.eval_shape(lambda x: network.init_with_output(jax.random.key(0), x, train=False)[0]["res5"],
                          jax.ShapeDtypeStruct(sample["image"].shape, jnp.float32)).shape[1:]

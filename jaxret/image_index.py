@@ -18,6 +18,7 @@ import numpy as np
 
 from jaxret.data import image_folder, pipeline
 from jaxret.eval import evaluator, knn, packed_codes
+from jaxret.ops.sign_codes import sign_codes
 from jaxret.progress import Progress
 from jaxret import saved_run
 
@@ -75,7 +76,7 @@ def embed_files(run: saved_run.SavedRun, root: str, paths: Sequence[str], *,
       bar.update(len(files))
   embeddings = np.concatenate(parts).astype(np.float32)
   if kind_and_metric(run)[0] == PACKED_BITS:
-    return np.asarray(packed_codes.pack_codes(jnp.where(embeddings >= 0, 1, -1))), embeddings.shape[1]
+    return np.asarray(packed_codes.pack_codes(sign_codes(embeddings))), embeddings.shape[1]
   return embeddings, embeddings.shape[1]
 
 

@@ -13,9 +13,7 @@ import numpy as np
 from absl import flags
 
 from jaxret.data import augment
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+from jaxret.weights.imagenet_preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 
 def normalize(image: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from jax.sharding import Mesh
 
 from jaxret import eval as eval_lib, mesh as mesh_lib, methods
 from jaxret.data import pipeline, splits, synthetic
+from jaxret.ops.sign_codes import sign_codes
 from jaxret.progress import Progress
 from jaxret.user_errors import InputError
 
@@ -39,7 +40,7 @@ def metric_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
   if config.eval.protocol == "classification":
     return ("accuracy",)
   names = ("map", "map_tie_aware") + ((f"map@{config.eval.topk}",) if config.eval.topk else ())
-  if getattr(methods.get_method(config.method), "database_codes", None) is not None:
+  if methods.get_method(config.method).database_codes is not None:
     names += tuple(f"{REENCODED}/{name}" for name in names)
   return names
 
@@ -85,12 +86,11 @@ class Embedder:
   `embed_fn` ("embedding"), the optional `classify_fn` ("logits") and, for sources whose examples
   have "attributes", the optional `attribute_fn` ("predicted_attributes")."""
 
-  def __init__(self, method, config: ml_collections.ConfigDict, mesh: Mesh):
+  def __init__(self, method: methods.Method, config: ml_collections.ConfigDict, mesh: Mesh):
     self.config = config
     self.mesh = mesh
-    self.functions = {"embedding": method.embed_fn, "logits": getattr(method, "classify_fn", None),
-                      "predicted_attributes": getattr(method, "attribute_fn", None),
-                      "database_codes": getattr(method, "database_codes", None)}
+    self.functions = {"embedding": method.embed_fn, "logits": method.classify_fn,
+                      "predicted_attributes": method.attribute_fn_for(config), "database_codes": method.database_codes}
     self._programs = {}
     self._replicate = jax.jit(lambda x: x, out_shardings=mesh_lib.replicated(mesh))
 
@@ -108,8 +108,8 @@ class Embedder:
                attributes: bool = True) -> dict[str, np.ndarray]:
     """-> {each of `outputs` ("embedding" float32 `[N, D]`, "logits" `[N, classes]`), each of `fields`
     `[N]`}, in source order; plus "attributes" (labels) and "predicted_attributes" `[N, K]` when
-    `attributes` is set, the method predicts attributes (`attribute_fn` returns an array, not None)
-    and the examples have them."""
+    `attributes` is set, the method predicts attributes for this config
+    (`Method.attribute_fn_for`) and the examples have them."""
     dataset = pipeline.eval_dataset(source, global_batch=self.config.eval.batch_size,
                                     transform=pipeline.eval_transform(self.config),
                                     process_index=jax.process_index(), process_count=jax.process_count())
@@ -124,8 +124,6 @@ class Embedder:
       batch = mesh_lib.global_batch({k: local[k] for k in ("image", *names)}, self.mesh)
       results = {**self._program(wanted)(params, method_state, batch["image"]),
                  **self._replicate({k: batch[k] for k in names})}
-      if "predicted_attributes" in results and results["predicted_attributes"] is None:  # none predicted
-        del results["predicted_attributes"], results["attributes"]
       for name, value in results.items():
         columns.setdefault(name, []).append(np.asarray(value))
     progress.close()
@@ -202,7 +200,7 @@ class HashingEvaluator:
     config = self.embed.config
     query = self.embed(self.source, params, method_state)
     database = self.embed(self.database, params, method_state, attributes=False)
-    codes = [np.where(x["embedding"] >= 0, 1, -1).astype(np.int8) for x in (query, database)]
+    codes = [sign_codes(x["embedding"]) for x in (query, database)]
     score = lambda db_codes: eval_lib.hashing_metrics(
         codes[0], query["label"], db_codes, database["label"], topk=config.eval.topk or None,
         mesh=self.embed.mesh, empty_queries=config.eval.hashing_empty_queries)
@@ -215,7 +213,7 @@ class HashingEvaluator:
                          f"database of {codes[1].shape[0]} images with {codes[1].shape[1]} bits: expected "
                          "the database to be the training set (one learned code per training image)")
       reencoded = {f"{REENCODED}/{k}": v for k, v in metrics.items() if k != "skipped_queries"}
-      metrics = {**score(np.where(z >= 0, 1, -1).astype(np.int8)), **reencoded}
+      metrics = {**score(sign_codes(z)), **reencoded}
     return {**metrics, **self.embed.attribute_metrics(query, self.source)}
 
 

@@ -9,6 +9,8 @@ plus the mean negative-pair cost. A batch without pairs of a kind contributes 0 
 import jax
 import jax.numpy as jnp
 
+from jaxret.ops.unit_vectors import l2_normalize
+
 ALPHA = 2.0  # scaling of Eq. 5
 BETA = 0.5  # translation of Eq. 5
 POSITIVE_COST = 1.0  # gamma_pq for s_pq = 1
@@ -17,7 +19,7 @@ NEGATIVE_COST = 35.0  # gamma_pq for s_pq = 0
 
 def cosine_similarity_matrix(x: jax.Array) -> jax.Array:
   """`D_pq` of Eq. 5: `[B, d]` -> `[B, B]`."""
-  unit = x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+  unit = l2_normalize(x)
   return unit @ unit.T
 
 

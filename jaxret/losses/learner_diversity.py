@@ -13,6 +13,8 @@
 import jax
 import jax.numpy as jnp
 
+from jaxret.ops.unit_vectors import l2_normalize
+
 HINGE_MARGIN = 2.0  # the public code's margin (unit vectors are at most 2 apart)
 
 
@@ -26,10 +28,6 @@ def adversary_discrepancy(adversary_outputs: jax.Array) -> jax.Array:
   """Eq. 4 without lambda0: F's outputs for the J learners `[B, J, k]` -> scalar
   `mean_n sum_{j,j'} ||F(CA_j) - F(CA_j')||^2`."""
   return jnp.mean(jnp.sum(_pairwise_squared_distance(adversary_outputs.astype(jnp.float32)), axis=(-2, -1)))
-
-
-def _unit(x: jax.Array) -> jax.Array:
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def _upper_pairs_sum(values: jax.Array) -> jax.Array:
@@ -50,11 +48,11 @@ def contrastive_hinge(learners: jax.Array, margin: float = HINGE_MARGIN) -> jax.
   """The public code's diversity loss (before its loss weight): learners `[B, J, d]` -> scalar
   `sum_{j < j'} mean_n max(margin - ||a_j - a_j'||, 0)^2 / 2` on L2-normalised `a` (one Caffe
   ContrastiveLoss with similarity 0 per pair)."""
-  distance = jnp.sqrt(jnp.maximum(_pairwise_squared_distance(_unit(learners.astype(jnp.float32))), 1e-12))
+  distance = jnp.sqrt(jnp.maximum(_pairwise_squared_distance(l2_normalize(learners.astype(jnp.float32))), 1e-12))
   return _upper_pairs_sum(jnp.square(jnp.maximum(margin - distance, 0.0)) / 2)
 
 
 def mean_learner_similarity(learners: jax.Array) -> jax.Array:
   """Table 4's "sim": learners `[B, J, d]` -> the mean cosine similarity of the pairs j != j'."""
-  unit = _unit(learners.astype(jnp.float32))
+  unit = l2_normalize(learners.astype(jnp.float32))
   return _off_diagonal_mean(jnp.einsum("bjd,bkd->bjk", unit, unit))

@@ -69,7 +69,9 @@ import numpy as np
 
 from jaxret.backbones import get_backbone, matmul_conv
 from jaxret.losses import hashing
+from jaxret.methods import Method, flax_model
 from jaxret.ops import asymmetric_codes
+from jaxret.ops.sign_codes import sign_codes
 from jaxret.user_errors import InputError
 
 VARIANTS = {  # config.a2net.variant -> (attention features, Eq. 7 term, Eq. 8 term): Table 2's rows
@@ -103,7 +105,7 @@ def relaxed_codes(x: jax.Array, w: jax.Array) -> jax.Array:
 
 def binary_codes(relaxed: jax.Array) -> jax.Array:
   """Eq. 5 / 14: `u = sgn(V')` in {-1, +1} (0 -> +1, as the hashing evaluator does), int8."""
-  return jnp.where(relaxed >= 0, 1, -1).astype(jnp.int8)
+  return sign_codes(relaxed)
 
 
 class TransformNet(nn.Module):
@@ -214,10 +216,10 @@ def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: 
     raise InputError(f"config.num_train_examples={config.num_train_examples}: A2-Net keeps a code per "
                      "training image and needs the training-set size (the train loop sets it)")
   model_rng, codes_rng = jax.random.split(rng)
-  variables = make_model(config).init(model_rng, sample_batch["image"], train=False)
+  params, method_state = flax_model.init_state(make_model)(model_rng, config, sample_batch)
   random_codes = config.a2net.database_init == "random"
   database = init_database(config.num_train_examples, config.a2net.bits, codes_rng if random_codes else None)
-  return variables["params"], {"batch_stats": variables["batch_stats"], "database": database}
+  return params, {**method_state, "database": database}
 
 
 def loss_weights(config: ml_collections.ConfigDict, batch_size: int) -> tuple[float, float, float]:
@@ -292,11 +294,8 @@ def database_codes(params, method_state, config: ml_collections.ConfigDict) -> j
   return method_state["database"]["codes"]
 
 
-def embed_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
-  """Eq. 14 before the sign: images `[B, H, W, 3]` -> `tanh(W F(I))` `[B, k]` (eval mode); the
-  hashing evaluator takes its sign."""
-  variables = {"params": params, "batch_stats": method_state["batch_stats"]}
-  return make_model(config).apply(variables, images, train=False)["code"]
+# Eq. 14 before the sign: images [B, H, W, 3] -> tanh(W F(I)) [B, k]; the hashing evaluator takes its sign.
+embed_fn = flax_model.eval_output(make_model, "code")
 
 
 def mean_abs_bit_correlation(codes: jax.Array) -> jax.Array:
@@ -320,3 +319,6 @@ def images_with_bit_on(relaxed: np.ndarray, bit: int, limit: int | None = None) 
   order = on[np.argsort(-values[on], kind="stable")]
   return order if limit is None else order[:limit]
 
+
+METHOD = Method("a2net", init_state=init_state, loss_fn=loss_fn, embed_fn=embed_fn, update_state=update_state,
+                database_codes=database_codes)

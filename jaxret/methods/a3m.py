@@ -63,6 +63,7 @@ import ml_collections
 import optax
 
 from jaxret.backbones import get_backbone
+from jaxret.methods import Method, flax_model
 from jaxret.user_errors import InputError
 
 VARIANTS = ("a3m", "baseline2", "att1", "att2")
@@ -327,11 +328,6 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
                attention_norm=a3m.attention_norm, branch=a3m.branch, dtype=jnp.dtype(config.compute_dtype))
 
 
-def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: dict):
-  variables = make_model(config).init(rng, sample_batch["image"], train=False)
-  return variables["params"], {"batch_stats": variables["batch_stats"]}
-
-
 def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collections.ConfigDict):
   """Eq. 11 on a batch {"image", "label" `[B]`, "attributes" `[B, K]` (needed only with
   `a3m.use_attribute_labels`)}."""
@@ -358,20 +354,9 @@ def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collec
   return loss, (metrics, {**method_state, **updates})
 
 
-def embed_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
-  """images `[B, H, W, 3]` -> embeddings `[B, D]` (eval mode)."""
-  return make_model(config).apply({"params": params, **method_state}, images, train=False)["embedding"]
-
-
-def classify_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
-  """images `[B, H, W, 3]` -> class logits `[B, num_classes]` of L_add's classifier (Eqs. 9-10), eval mode."""
-  return make_model(config).apply({"params": params, **method_state}, images, train=False)["logits"]
-
-
-def attribute_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array | None:
-  """images `[B, H, W, 3]` -> predicted attribute values int32 `[B, K]` (eval mode); None without
-  attribute labels (latent attributes have no values)."""
-  if not config.a3m.use_attribute_labels:
-    return None
-  logits = make_model(config).apply({"params": params, **method_state}, images, train=False)["attribute_logits"]
-  return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+init_state = flax_model.init_state(make_model)
+embed_fn = flax_model.eval_output(make_model, "embedding")  # [B, D]
+classify_fn = flax_model.eval_output(make_model, "logits")  # [B, num_classes]: L_add's classifier (Eqs. 9-10)
+attribute_fn = flax_model.predicted_attributes(make_model)  # [B, K]; latent attributes have no values
+METHOD = Method("a3m", init_state=init_state, loss_fn=loss_fn, embed_fn=embed_fn, classify_fn=classify_fn,
+                attribute_fn=attribute_fn, predicts_attributes=lambda config: config.a3m.use_attribute_labels)

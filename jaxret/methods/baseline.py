@@ -9,6 +9,7 @@ import ml_collections
 import optax
 
 from jaxret.backbones import get_backbone
+from jaxret.methods import Method, flax_model
 
 
 class Model(nn.Module):
@@ -42,11 +43,6 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
                frozen_batch_norm=config.get("frozen_batch_norm", False), dtype=jnp.dtype(config.compute_dtype))
 
 
-def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: dict):
-  variables = make_model(config).init(rng, sample_batch["image"], train=False)
-  return variables["params"], {"batch_stats": variables["batch_stats"]}
-
-
 def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collections.ConfigDict):
   """Softmax cross-entropy over the training classes."""
   del rng
@@ -57,11 +53,7 @@ def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collec
   return loss, ({"accuracy": accuracy}, {**method_state, **updates})
 
 
-def embed_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
-  """images `[B, H, W, 3]` -> embeddings `[B, D]` (eval mode)."""
-  return make_model(config).apply({"params": params, **method_state}, images, train=False)["embedding"]
-
-
-def classify_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
-  """images `[B, H, W, 3]` -> class logits `[B, num_classes]` (eval mode)."""
-  return make_model(config).apply({"params": params, **method_state}, images, train=False)["logits"]
+init_state = flax_model.init_state(make_model)
+embed_fn = flax_model.eval_output(make_model, "embedding")  # [B, D]
+classify_fn = flax_model.eval_output(make_model, "logits")  # [B, num_classes]
+METHOD = Method("baseline", init_state=init_state, loss_fn=loss_fn, embed_fn=embed_fn, classify_fn=classify_fn)

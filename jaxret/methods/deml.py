@@ -62,9 +62,11 @@ from jaxret.losses.activation_decay import activation_decay, orthonormality_pena
 from jaxret.losses.binomial_deviance import binomial_deviance
 from jaxret.losses.learner_diversity import (adversary_discrepancy, contrastive_hinge,
                                              mean_learner_similarity)
+from jaxret.methods import Method, flax_model
 from jaxret.ops.crop_zoom import attend_and_zoom
 from jaxret.ops.grad_reverse import grad_reverse
 from jaxret.ops.random_walk import object_attention
+from jaxret.ops.unit_vectors import l2_normalize
 from jaxret.user_errors import InputError
 
 ADVERSARIES = ("grl", "hinge", "none")
@@ -172,9 +174,8 @@ class Model(nn.Module):
       ca = Learners(self.learner_dim, self.tied_learners, self.dtype, name=f"learners_{i}")(pooled).astype(jnp.float32)
       learners.append(ca)
       if self.adversary == "grl":
-        unit = ca / jnp.maximum(jnp.linalg.norm(ca, axis=-1, keepdims=True), 1e-12)
         adversaries.append(Adversary(self.adversary_dim, self.dtype, name=f"adversary_{i}")(
-            grad_reverse(unit if self.adversary_input == "unit" else ca, self.grl_scale)))
+            grad_reverse(l2_normalize(ca) if self.adversary_input == "unit" else ca, self.grl_scale)))
       if i + 1 < self.num_scales:
         attention = object_attention([maps[name] for name in self.attention_layers], (h, w), self.walk_steps)
         attention = jnp.mean(attention.reshape(self.num_branches, b, h, w), axis=0)
@@ -182,7 +183,7 @@ class Model(nn.Module):
         attentions.append(attention)
         boxes.append(box)
     learners = jnp.stack(learners, axis=1)  # [B, I, J, d]
-    unit = learners / jnp.maximum(jnp.linalg.norm(learners, axis=-1, keepdims=True), 1e-12)
+    unit = l2_normalize(learners)
     outputs = {"embedding": unit.reshape(b, -1), "learners": learners,
                "attention": jnp.stack(attentions, axis=1) if attentions else jnp.zeros((b, 0, h, w)),
                "boxes": jnp.stack(boxes, axis=1) if boxes else jnp.zeros((b, 0, 4))}
@@ -237,11 +238,6 @@ def make_model(config: ml_collections.ConfigDict) -> Model:
                cam_hidden=deml.cam_hidden, adversary=deml.adversary, adversary_dim=deml.adversary_dim,
                adversary_input=deml.adversary_input,
                grl_scale=deml.grl_scale, dtype=jnp.dtype(config.compute_dtype))
-
-
-def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: dict):
-  variables = make_model(config).init(rng, sample_batch["image"], train=False)
-  return variables["params"], {"batch_stats": variables["batch_stats"]}
 
 
 def after_pretrained_backbone(params, method_state, config: ml_collections.ConfigDict):
@@ -308,6 +304,7 @@ def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collec
   return loss, (metrics, {**method_state, **updates})
 
 
-def embed_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
-  """images `[B, H, W, 3]` -> the concatenated L2-normalised learners `[B, I J d]` (eval mode)."""
-  return make_model(config).apply({"params": params, **method_state}, images, train=False)["embedding"]
+init_state = flax_model.init_state(make_model)
+embed_fn = flax_model.eval_output(make_model, "embedding")  # the concatenated unit learners [B, I J d]
+METHOD = Method("deml", init_state=init_state, loss_fn=loss_fn, embed_fn=embed_fn,
+                after_pretrained_backbone=after_pretrained_backbone)

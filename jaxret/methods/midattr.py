@@ -44,8 +44,10 @@ import numpy as np
 import optax
 
 from jaxret.backbones import get_backbone
+from jaxret.methods import Method, flax_model
 from jaxret.methods.a3m import attribute_cross_entropy, value_mask
 from jaxret.ops.horizontal_pooling import horizontal_average_pool, horizontal_max_pool
+from jaxret.ops.unit_vectors import l2_normalize
 from jaxret.user_errors import InputError
 
 ATTRIBUTE_LAYERS = ("res3", "res4", "res5", "none")
@@ -70,11 +72,6 @@ def routed_attribute_logits(parts: jax.Array, kernel: jax.Array, bias: jax.Array
   parts `[B, P, C]`, kernel `[K, P, C, V]`, bias `[K, V]`, routing bool `[K, P]` -> `[B, K, V]`."""
   kernel = kernel * routing[:, :, None, None].astype(kernel.dtype)
   return jnp.einsum("bpc,kpcv->bkv", parts, kernel) + bias
-
-
-def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-  """Sec. 3.3: `x / ||x||_2` over the last axis."""
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
 
 
 def fused_descriptor(global_feature: jax.Array, part_feature: jax.Array) -> jax.Array:
@@ -228,8 +225,7 @@ def copy_last_stage(params, method_state):
 
 
 def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: dict):
-  variables = make_model(config).init(rng, sample_batch["image"], train=False)
-  params, method_state = variables["params"], {"batch_stats": variables["batch_stats"]}
+  params, method_state = flax_model.init_state(make_model)(rng, config, sample_batch)
   if config.midattr.part_init == "copy" and "part_stage" in params:
     params, method_state = copy_last_stage(params, method_state)
   return params, method_state
@@ -268,15 +264,8 @@ def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collec
   return loss, (metrics, {**method_state, **updates})
 
 
-def embed_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
-  """images `[B, H, W, 3]` -> the test descriptor `[B, D]` (eval mode; `midattr.descriptor`)."""
-  return make_model(config).apply({"params": params, **method_state}, images, train=False)["embedding"]
-
-
-def attribute_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array | None:
-  """images `[B, H, W, 3]` -> predicted attribute values int32 `[B, K]` (eval mode); None without
-  attribute heads (`midattr.attribute_layer = "none"`)."""
-  if config.midattr.attribute_layer == "none":
-    return None
-  logits = make_model(config).apply({"params": params, **method_state}, images, train=False)["attribute_logits"]
-  return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+embed_fn = flax_model.eval_output(make_model, "embedding")  # the test descriptor [B, D] (midattr.descriptor)
+attribute_fn = flax_model.predicted_attributes(make_model)  # [B, K], with attribute heads
+METHOD = Method("midattr", init_state=init_state, loss_fn=loss_fn, embed_fn=embed_fn, attribute_fn=attribute_fn,
+                predicts_attributes=lambda config: config.midattr.attribute_layer != "none",
+                after_pretrained_backbone=after_pretrained_backbone)

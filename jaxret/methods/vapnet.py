@@ -43,7 +43,9 @@ import optax
 
 from jaxret.backbones import get_backbone
 from jaxret.losses.consistency import attribute_consistency
-from jaxret.ops.local_views import crop_and_resize, grid_patch_boxes, sample_patches
+from jaxret.methods import Method, flax_model
+from jaxret.ops.bilinear import crop_and_resize
+from jaxret.ops.local_views import grid_patch_boxes, sample_patches
 from jaxret.ops.roi_align import roi_align
 from jaxret.user_errors import InputError
 
@@ -167,12 +169,10 @@ def init_state(rng: jax.Array, config: ml_collections.ConfigDict, sample_batch: 
   views and `view_statistics = "own"`, "backbone_views"), "mean_encoders": {"local": E[T_L], "global":
   E[T_G]}} (the mean encoders only for variants that use them, initialised to the encoders, Eq. 7)."""
   images = jnp.asarray(sample_batch["image"][:1])
-  model = make_model(config)
   if not uses_views(config):
-    variables = model.init(rng, images, train=False)
-    return variables["params"], {"batch_stats": variables["batch_stats"]}
+    return flax_model.init_state(make_model)(rng, config, {"image": images})
   views, boxes = local_views(jax.random.key(0), images, config)
-  variables = model.init(rng, images, train=False, views=views, boxes=boxes)
+  variables = make_model(config).init(rng, images, train=False, views=views, boxes=boxes)
   params, state = variables["params"], {"batch_stats": variables["batch_stats"]}
   if uses_mean_encoders(config):
     state["mean_encoders"] = {"local": params["encoder_local"], "global": params["encoder_global"]}
@@ -219,8 +219,7 @@ def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collec
   return loss, (metrics, new_state)
 
 
-def embed_fn(params, method_state, images: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
-  """images `[B, H, W, 3]` -> `E_R` `[B, D]` (eval mode, the images' statistics): the retrieval module
-  alone, as the baseline."""
-  return make_model(config).apply({"params": params, "batch_stats": method_state["batch_stats"]}, images,
-                                  train=False)["embedding"]
+# E_R [B, D] (eval mode, the images' statistics): the retrieval module alone, as the baseline.
+embed_fn = flax_model.eval_output(make_model, "embedding")
+METHOD = Method("vapnet", init_state=init_state, loss_fn=loss_fn, embed_fn=embed_fn,
+                after_pretrained_backbone=after_pretrained_backbone)

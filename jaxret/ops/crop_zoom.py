@@ -16,6 +16,8 @@ the paper's code.
 import jax
 import jax.numpy as jnp
 
+from jaxret.ops.bilinear import crop_and_resize
+
 
 def attention_box(attention: jax.Array) -> jax.Array:
   """The public code's squared box around the above-mean pixels of each map: `[B, H, W]` ->
@@ -48,28 +50,12 @@ def attention_box(attention: jax.Array) -> jax.Array:
                     jnp.clip(left + side, 0, w)], axis=1)
 
 
-def _sampling_matrix(start: jax.Array, stop: jax.Array, in_size: int, out_size: int) -> jax.Array:
-  """Bilinear weights `[B, out_size, in_size]` that resize the pixels `[start, stop)` of a
-  length-`in_size` axis to `out_size` (half-pixel centres, clamped to the box's edge pixels: the
-  same numbers as cropping, then `jax.image.resize(..., "linear")`, for whole-pixel boxes)."""
-  scale = (stop - start) / out_size  # [B]
-  centres = start[:, None] + (jnp.arange(out_size, dtype=jnp.float32)[None] + 0.5) * scale[:, None] - 0.5
-  centres = jnp.clip(centres, start[:, None], jnp.maximum(stop - 1, start)[:, None])
-  return jnp.maximum(0.0, 1.0 - jnp.abs(centres[..., None] - jnp.arange(in_size, dtype=jnp.float32)))
-
-
 def crop_and_zoom(images: jax.Array, boxes: jax.Array, out_size: tuple[int, int]) -> jax.Array:
   """Each image's box resized (bilinear) to `out_size`: images `[B, H, W, C]`, boxes `[B, 4]`
-  (top, left, bottom, right in pixels, as `attention_box`) -> `[B, out_h, out_w, C]`.
-
-  One einsum with per-image separable sampling matrices: a fixed output shape under jit.
-  """
-  boxes = jax.lax.stop_gradient(boxes.astype(jnp.float32))
-  _, h, w, _ = images.shape
-  rows = _sampling_matrix(boxes[:, 0], boxes[:, 2], h, out_size[0])  # [B, out_h, H]
-  cols = _sampling_matrix(boxes[:, 1], boxes[:, 3], w, out_size[1])  # [B, out_w, W]
-  out = jnp.einsum("byh,bhwc,bxw->byxc", rows.astype(images.dtype), images, cols.astype(images.dtype))
-  return out.astype(images.dtype)
+  (top, left, bottom, right in pixels, as `attention_box`) -> `[B, out_h, out_w, C]`
+  (`jaxret.ops.bilinear.crop_and_resize`: a fixed output shape under jit)."""
+  top, left, bottom, right = jnp.moveaxis(jax.lax.stop_gradient(boxes.astype(jnp.float32)), -1, 0)
+  return crop_and_resize(images, jnp.stack([left, top, right, bottom], axis=-1)[:, None], out_size)[:, 0]
 
 
 def attend_and_zoom(images: jax.Array, attention: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -9,26 +9,13 @@ shifted by -0.5 pixel to index units (pixel centres at integers) before sampling
 is the original Mask R-CNN code (no shift, boxes at least 1 x 1). torchvision's adaptive sampling
 ratio (`sampling_ratio=0`: ceil(box size / bins) samples, a data-dependent shape) is not offered.
 
-Bilinear interpolation is a product of two 1-D tent functions, so a bin is a separable weighted
-sum of the map: `out[b, k, i, j] = sum_{h, w} Ry[b, k, i, h] F[b, h, w] Rx[b, k, j, w]`, with Ry
-(Rx) the mean of the 1-D interpolation weights of the bin's sampling rows (columns). The op is two
-einsums: static shapes under jit, differentiable in the features (linear) and, almost
-everywhere, in the box coordinates.
+A bin is a separable weighted sum of the map (`jaxret.ops.bilinear`): its row (column) weights are
+the mean of the 1-D interpolation weights of the bin's sampling rows (columns).
 """
 import jax
 import jax.numpy as jnp
 
-
-def interpolation_weights(coords: jax.Array, size: int) -> jax.Array:
-  """torchvision's bilinear interpolation along one axis: sample positions `coords` `[..., S]` in
-  index units (centre of pixel i at i) -> weights `[..., S, size]` over the axis's pixels.
-
-  A sample outside [-1, size] contributes nothing (weights 0); inside, it is clamped to
-  [0, size - 1] and split between its two nearest pixels (weights 1 - d and d)."""
-  inside = (coords >= -1.0) & (coords <= size)
-  clamped = jnp.clip(coords, 0.0, size - 1.0)
-  weights = jnp.maximum(0.0, 1.0 - jnp.abs(clamped[..., None] - jnp.arange(size, dtype=coords.dtype)))
-  return jnp.where(inside[..., None], weights, 0.0)
+from jaxret.ops.bilinear import interpolation_weights, separable_sample
 
 
 def bin_weights(start: jax.Array, length: jax.Array, bins: int, sampling_ratio: int, size: int) -> jax.Array:
@@ -39,13 +26,6 @@ def bin_weights(start: jax.Array, length: jax.Array, bins: int, sampling_ratio: 
   coords = start[..., None] + samples * (length / bins)[..., None]  # [..., bins * sampling_ratio]
   weights = interpolation_weights(coords, size)
   return weights.reshape(*weights.shape[:-2], bins, sampling_ratio, size).mean(axis=-2)
-
-
-def separable_sample(features: jax.Array, row_weights: jax.Array, column_weights: jax.Array) -> jax.Array:
-  """features `[B, H, W, C]`, row weights `[B, K, I, H]`, column weights `[B, K, J, W]` ->
-  `[B, K, I, J, C]`: `sum_{h, w} Ry[b, k, i, h] F[b, h, w, c] Rx[b, k, j, w]`."""
-  dtype = features.dtype
-  return jnp.einsum("bkih,bhwc,bkjw->bkijc", row_weights.astype(dtype), features, column_weights.astype(dtype))
 
 
 def roi_align(features: jax.Array, boxes: jax.Array, output_size: tuple[int, int],

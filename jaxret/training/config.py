@@ -103,6 +103,9 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
   for key in ("batch_size", "total_steps", "image_size", "log_every"):
     if config[key] <= 0:
       raise InputError(f"config.{key}={config[key]}: expected a positive integer")
+  if config.state_update_every and methods.get_method(config.method).update_state is None:
+    raise InputError(f"config.state_update_every={config.state_update_every}: method {config.method!r} has no "
+                     f"update_state; expected 0")
   for key in ("eval_every", "checkpoint_every", "state_update_every", "num_workers", "image_height"):
     if config[key] < 0:
       raise InputError(f"config.{key}={config[key]}: expected 0 or a positive integer")

@@ -53,7 +53,7 @@ def with_pretrained_backbone(state: TrainState, config: ml_collections.ConfigDic
   params, batch_stats = weights.load_backbone_variables(
       pretrained.init_weights_path(config), config.backbone, state.params, state.method_state["batch_stats"])
   method_state = {**state.method_state, "batch_stats": batch_stats}
-  hook = getattr(method, "after_pretrained_backbone", None)
+  hook = method.after_pretrained_backbone if method is not None else None
   if hook is not None:  # compiled: every output leaf is a buffer of its own (the train step donates them)
     params, method_state = jax.jit(lambda p, s: hook(p, s, config))(params, method_state)
   return state.replace(params=params, method_state=method_state)

@@ -49,7 +49,7 @@ def gallery_codes(params, method_state, config: ml_collections.ConfigDict, galle
   if config.method != "a2net":
     raise ValueError(f"gallery_codes: a run of config.method={config.method!r}; expected an A2-Net run "
                      "(config.method='a2net'): only hash codes have bits")
-  embedder = evaluator.Embedder(a2net, config, mesh_lib.make_mesh())
+  embedder = evaluator.Embedder(a2net.METHOD, config, mesh_lib.make_mesh())
   return embedder(gallery, params, method_state, fields=(), attributes=False)["embedding"]
 
 

@@ -6,8 +6,9 @@ the preprocessing torchvision's ImageNet weights were evaluated with.
 import numpy as np
 from PIL import Image
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+# The per-channel (RGB) statistics every ImageNet-pretrained torchvision model expects: [3] float32.
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 def imagenet_eval_transform(image: np.ndarray | Image.Image, resize: int = 256,
@@ -32,4 +33,4 @@ def imagenet_eval_transform(image: np.ndarray | Image.Image, resize: int = 256,
     raise ValueError(f"resize={resize} is smaller than crop={crop}")
   top, left = int(round((new_h - crop) / 2.0)), int(round((new_w - crop) / 2.0))
   pixels = np.asarray(image, np.float32)[top:top + crop, left:left + crop] / 255.0
-  return ((pixels - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)).astype(np.float32)
+  return ((pixels - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)

@@ -18,7 +18,7 @@ from jaxret.backbones import get_backbone
 from jaxret.data import synthetic
 from jaxret.losses import binomial_deviance, consistency, hashing
 from jaxret.methods import a3m as jax_a3m
-from jaxret.ops import crop_zoom, horizontal_pooling, local_views, random_walk, roi_align
+from jaxret.ops import bilinear, crop_zoom, horizontal_pooling, local_views, random_walk, roi_align
 from jaxret.weights.torchvision_names import torchvision_to_flax
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -279,7 +279,7 @@ def test_ops_compute_jaxret_numbers():
     attention = random_walk.object_attention([x["map4"], x["map5"]], (64, 64), 10)
     box = crop_zoom.attention_box(attention)
     return {"roi": roi_align.roi_align(x["features"], x["boxes"], (3, 2), (5 / 32, 7 / 32), 2),
-            "views": local_views.crop_and_resize(x["images"], x["patches"], (12, 16)),
+            "views": bilinear.crop_and_resize(x["images"], x["patches"], (12, 16)),
             "average": horizontal_pooling.horizontal_average_pool(x["rows"], 4),
             "max": horizontal_pooling.horizontal_max_pool(x["rows"], 4),
             "attention": attention, "box": box, "zoomed": crop_zoom.crop_and_zoom(x["large_images"], box, (64, 64))}

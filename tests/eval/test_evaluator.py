@@ -1,5 +1,4 @@
 """The train loop's evaluators: each equals its metric function on embeddings made by hand."""
-import types
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +9,7 @@ import jaxret.eval
 from jaxret.data import splits
 from jaxret.eval import evaluator
 from jaxret.training import config as config_lib
-from jaxret import mesh as mesh_lib
+from jaxret import mesh as mesh_lib, methods
 
 
 class _Source:
@@ -49,7 +48,7 @@ def _config(protocol, **eval_overrides):
 
 
 def _run(config, source, gallery=None):
-  embedder = evaluator.Embedder(types.SimpleNamespace(embed_fn=_embed_fn), config, mesh_lib.make_mesh())
+  embedder = evaluator.Embedder(methods.Method("double", embed_fn=_embed_fn), config, mesh_lib.make_mesh())
   assert jax.device_count() == 4  # the embedding is sharded over 4 fake devices
   return evaluator.make_evaluator(source, gallery, embedder).run({"scale": jnp.float32(0.5)}, {})
 
@@ -127,7 +126,7 @@ def _attribute_fn(params, method_state, images, config):
 @pytest.mark.parametrize("protocol", ["retrieval", "reid", "hashing"])
 def test_attribute_accuracy_of_the_queries(protocol):
   queries, gallery = _AttributedSource(21, seed=8), _AttributedSource(10, seed=9)
-  method = types.SimpleNamespace(embed_fn=_embed_fn, attribute_fn=_attribute_fn)
+  method = methods.Method("double", embed_fn=_embed_fn, attribute_fn=_attribute_fn)
   embedder = evaluator.Embedder(method, _config(protocol), mesh_lib.make_mesh())
   got = evaluator.make_evaluator(queries, gallery, embedder).run({"scale": jnp.float32(0.5)}, {})
   predicted = (queries.embeddings > 0).astype(np.int32)
@@ -161,7 +160,7 @@ def _classify_fn(params, method_state, images, config):
 def test_classification_accuracy_maps_labels_to_the_logits_of_the_training_classes():
   source = _AttributedSource(21, seed=3)  # labels 1..4
   train_classes = (4, 2, 1, 3, 9)  # logit i is class train_classes[i]
-  method = types.SimpleNamespace(embed_fn=_embed_fn, classify_fn=_classify_fn, attribute_fn=_attribute_fn)
+  method = methods.Method("double", embed_fn=_embed_fn, classify_fn=_classify_fn, attribute_fn=_attribute_fn)
   embedder = evaluator.Embedder(method, _config("classification"), mesh_lib.make_mesh())
   got = evaluator.make_evaluator(source, None, embedder, train_classes).run({"scale": jnp.float32(0.5)}, {})
   logits = np.concatenate([0.5 * source.embeddings, np.full((21, 2), 0.1)], axis=1)
@@ -173,7 +172,7 @@ def test_classification_accuracy_maps_labels_to_the_logits_of_the_training_class
 
   with pytest.raises(ValueError, match="classes \\[1\\] that training never saw"):
     evaluator.make_evaluator(source, None, embedder, (4, 2, 3)).run({"scale": jnp.float32(0.5)}, {})
-  without = evaluator.Embedder(types.SimpleNamespace(embed_fn=_embed_fn), _config("classification"),
+  without = evaluator.Embedder(methods.Method("double", embed_fn=_embed_fn), _config("classification"),
                                mesh_lib.make_mesh())
   with pytest.raises(ValueError, match="needs a method with classify_fn"):
     evaluator.make_evaluator(source, None, without, train_classes)

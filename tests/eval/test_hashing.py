@@ -1,6 +1,5 @@
 """jaxret.eval hashing metrics against NumPy references written from the definitions."""
 import itertools
-import types
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +8,7 @@ import pytest
 
 import jaxret.eval
 from jaxret.eval import evaluator, hashing
-from jaxret import mesh as mesh_lib
+from jaxret import mesh as mesh_lib, methods
 from jaxret.training import config as config_lib
 
 
@@ -228,7 +227,7 @@ def _hashing_run(database_codes, method_state, **eval_overrides):
   config.eval.update(eval_overrides)
   embed_fn = lambda params, state, images, config: (
       images[:, 0, 0] * jnp.asarray([0.229, 0.224, 0.225]) + jnp.asarray([0.485, 0.456, 0.406]))
-  method = types.SimpleNamespace(embed_fn=embed_fn, database_codes=database_codes)
+  method = methods.Method("double", embed_fn=embed_fn, database_codes=database_codes)
   queries, database = _CodedImages(12, seed=5), _CodedImages(20, seed=6)
   queries.labels[0] = 9  # no relevant database item
   embedder = evaluator.Embedder(method, config, mesh_lib.make_mesh())

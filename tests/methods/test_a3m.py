@@ -208,7 +208,7 @@ def test_without_attribute_labels_the_loss_ignores_attributes():
   no_attributes = {k: v for k, v in batch.items() if k != "attributes"}
   np.testing.assert_array_equal(a3m.loss_fn(params, state, no_attributes, None, config)[0], loss)
   np.testing.assert_allclose(loss, metrics["loss_add"] + 0.5 * metrics["loss_category"], rtol=1e-6)
-  assert a3m.attribute_fn(params, state, batch["image"], config) is None
+  assert a3m.METHOD.attribute_fn_for(config) is None
   assert "attribute_logits" not in _apply(config, params, state)
 
 

@@ -232,7 +232,7 @@ def test_attribute_layer_switch_taps_the_named_stage(model):
 
   none = _config(attribute_layer="none")
   assert "attribute_logits" not in _apply(none, params, state)
-  assert midattr.attribute_fn(params, state, _batch()["image"], none) is None
+  assert midattr.METHOD.attribute_fn_for(none) is None
   no_attributes = {k: v for k, v in _batch().items() if k != "attributes"}
   loss, (metrics, _) = midattr.loss_fn(params, state, no_attributes, RNG, none)
   np.testing.assert_allclose(loss, 5 * metrics["loss_global"] + 4 * metrics["loss_local"], rtol=1e-6)
@@ -286,7 +286,7 @@ def test_pretrained_weights_fill_the_part_branch_too(model, tmp_path):
     config = _config(part_init=part_init)
     config.unlock()
     config.init_weights = str(path)
-    loaded = state_lib.with_pretrained_backbone(train_state, config, midattr)
+    loaded = state_lib.with_pretrained_backbone(train_state, config, midattr.METHOD)
     jax.tree.map(np.testing.assert_array_equal, loaded.params["backbone"], pretrained["params"])
     want = {k: v for k, v in pretrained["params"].items() if k.startswith("layer4_")}
     want_stats = {k: v for k, v in pretrained["batch_stats"].items() if k.startswith("layer4_")}

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxret.ops import local_views
+from jaxret.ops import bilinear, local_views
 
 
 @pytest.mark.parametrize("height,width", [(64, 64), (224, 224), (70, 50)])
@@ -45,7 +45,7 @@ def test_crop_and_resize_is_bilinear_resizing_of_the_crop():
   rng = np.random.default_rng(0)
   images = rng.normal(size=(2, 16, 12, 3)).astype(np.float32)
   boxes = np.array([[[0, 0, 6, 8], [3, 5, 6, 7]], [[6, 8, 12, 16], [0, 0, 12, 16]]], np.int32)
-  got = np.asarray(local_views.crop_and_resize(jnp.asarray(images), jnp.asarray(boxes), (16, 12)))
+  got = np.asarray(bilinear.crop_and_resize(jnp.asarray(images), jnp.asarray(boxes), (16, 12)))
   assert got.shape == (2, 2, 16, 12, 3)
   for b in range(2):
     for m in range(2):

@@ -17,7 +17,7 @@ from tests.training.conftest import tiny_config
 def test_init_weights_fill_the_backbone_and_leave_the_heads(tmp_path):
   config = tiny_config(num_classes=5)
   batch = {"image": np.zeros((8, 32, 32, 3), np.float32), "label": np.zeros((8,), np.int32)}
-  state = state_lib.create(baseline, config, optax.sgd(0.1), batch, mesh_lib.make_mesh())
+  state = state_lib.create(baseline.METHOD, config, optax.sgd(0.1), batch, mesh_lib.make_mesh())
 
   # A converted weight file (launch.convert_weights layout) for this tiny backbone, other values.
   other = jax.tree.map(lambda x: np.asarray(x) + 1.5, {"params": state.params["backbone"],
@@ -44,7 +44,7 @@ def test_the_pretrained_starting_point_is_a_candidate_for_the_best_model(tmp_pat
   run from scratch has no step-0 evaluation."""
   config = tiny_config(num_classes=5)
   batch = {"image": np.zeros((8, 32, 32, 3), np.float32), "label": np.zeros((8,), np.int32)}
-  state = state_lib.create(baseline, config, optax.sgd(0.1), batch, mesh_lib.make_mesh())
+  state = state_lib.create(baseline.METHOD, config, optax.sgd(0.1), batch, mesh_lib.make_mesh())
   path = tmp_path / "tiny_resnet18.npz"
   variables = {"params": state.params["backbone"], "batch_stats": state.method_state["batch_stats"]["backbone"]}
   np.savez(path, **traverse_util.flatten_dict(jax.tree.map(np.asarray, variables), sep="/"),

@@ -1,5 +1,4 @@
 """The compiled training step's guard: a NaN/Inf in the loss or in any gradient leaf freezes the state."""
-import types
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +6,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxret import mesh as mesh_lib
+from jaxret import mesh as mesh_lib, methods
 from jaxret.training import step as step_lib
 from jaxret.training.state import TrainState
 
@@ -18,7 +17,7 @@ def sqrt_method():
     del rng, config
     loss = jnp.sum(params["w"] * batch["x"]) + jnp.sqrt(params["nested"]["v"])
     return loss, ({}, method_state)
-  return types.SimpleNamespace(loss_fn=loss_fn)
+  return methods.Method("sqrt", loss_fn=loss_fn)
 
 
 def run_one_step(v: float) -> TrainState:

@@ -18,7 +18,7 @@ from configs import vapnet as vapnet_config
 from jaxret.data import synthetic
 from jaxret.methods import a3m, deml, vapnet
 from jaxret.ops import crop_zoom
-from jaxret.ops.local_views import crop_and_resize
+from jaxret.ops.bilinear import crop_and_resize
 from jaxret.viz import attention, image_grid
 from tests.viz.conftest import random_init
 
