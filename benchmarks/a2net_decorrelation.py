@@ -38,7 +38,7 @@ import ml_collections  # noqa: E402
 import optax  # noqa: E402
 
 from configs import a2net as a2net_config  # noqa: E402
-from jaxret import methods  # noqa: E402
+from jaxret import methods, protocols  # noqa: E402
 from jaxret.data import datasets, pipeline  # noqa: E402
 from jaxret.eval import evaluator as evaluator_lib  # noqa: E402
 from jaxret.methods import a2net  # noqa: E402
@@ -56,7 +56,7 @@ def scored_model(config, workdir: str):
                                       subset_size=config.data.subset_size, subset_epochs=config.data.subset_epochs)
   tx, _ = optimizer.make_optimizer(config)
   state = state_lib.create(a2net.METHOD, config, tx, next(iter(train_data)), mesh)
-  best = checkpoint.make_best_manager(workdir, evaluator_lib.selection_metric(config))
+  best = checkpoint.make_best_manager(workdir, protocols.selection_metric(config))
   chosen = checkpoint.restore_best(best, state)
   best.close()
   if chosen is None:

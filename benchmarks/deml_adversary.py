@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configs import deml as deml_config  # noqa: E402
 from jaxret.data import datasets, pipeline  # noqa: E402
-from jaxret.eval import evaluator  # noqa: E402
+from jaxret import protocols  # noqa: E402
 from jaxret.methods import deml  # noqa: E402
 from jaxret.training import checkpoint, distributed, loop  # noqa: E402
 
@@ -44,7 +44,7 @@ def test_learners(config, workdir: str) -> np.ndarray:
   data = datasets.load(config)
   batch = {"image": np.zeros((1, config.image_size, config.image_size, 3), np.float32)}
   params, method_state = jax.jit(lambda: deml.init_state(jax.random.key(0, impl="rbg"), config, batch))()
-  manager = checkpoint.make_best_manager(workdir, evaluator.selection_metric(config))
+  manager = checkpoint.make_best_manager(workdir, protocols.selection_metric(config))
   _, model = checkpoint.restore_best(manager, types.SimpleNamespace(params=params, method_state=method_state))
   manager.close()
   net = deml.make_model(config)

@@ -25,7 +25,7 @@ distributed.cpu_xla_flags()
 import jax  # noqa: E402
 
 from configs import midattr as midattr_config  # noqa: E402
-from jaxret import methods  # noqa: E402
+from jaxret import methods, protocols  # noqa: E402
 from jaxret.data import datasets, pipeline  # noqa: E402
 from jaxret.eval import evaluator as evaluator_lib  # noqa: E402
 from jaxret import mesh as mesh_lib  # noqa: E402
@@ -53,7 +53,7 @@ def main() -> None:
                                             transform=pipeline.train_transform(config))))
   tx, _ = optimizer.make_optimizer(config)
   state = state_lib.create(method, config, tx, sample, mesh)
-  best = checkpoint.make_best_manager(args.workdir, evaluator_lib.selection_metric(config))
+  best = checkpoint.make_best_manager(args.workdir, protocols.selection_metric(config))
   step, model = checkpoint.restore_best(best, state)
   best.close()
   result = {"config": f"configs/midattr.py:{args.arg}", "train_and_test_seconds": round(seconds, 1),

@@ -20,7 +20,7 @@ from jaxret.data import image_folder, pipeline
 from jaxret.eval import evaluator, knn, packed_codes
 from jaxret.ops.sign_codes import sign_codes
 from jaxret.progress import Progress
-from jaxret import saved_run
+from jaxret import protocols, saved_run
 
 FLOAT, PACKED_BITS = "float", "packed_bits"
 _METADATA = ("method", "kind", "dim", "metric", "config_fingerprint", "workdir", "checkpoint", "checkpoint_step",
@@ -48,7 +48,7 @@ class ImageIndex:
 
 def kind_and_metric(run: saved_run.SavedRun) -> tuple[str, str]:
   """("packed_bits", "hamming") for hashing runs, else ("float", the run's `config.eval.metric`)."""
-  if run.config.eval.protocol == "hashing":
+  if protocols.get_protocol(run.config).hash_codes:
     return PACKED_BITS, "hamming"
   return FLOAT, run.config.eval.metric
 

@@ -2,8 +2,8 @@
 
 `synthetic` is generated on the fly; the others are read from `config.data_dir`, prepared by
 `python -m launch.prepare_data` (jaxret.data.builders) or, for TFDS's stock builders, by
-`tfds build` (jaxret.data.stock). The protocol follows
-`config.eval.protocol`:
+`tfds build` (jaxret.data.stock). The splits follow the record of `config.eval.protocol`
+(`jaxret.protocols`):
 - retrieval: open-set classes (`splits.OPEN_SET_SPLITS`, else the first half of the classes
   train); datasets with query / gallery splits (In-Shop) use them.
 - reid: train identities train; query against gallery; validation identities carved from train.
@@ -18,6 +18,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from jaxret import protocols
 from jaxret.data import builders, pipeline, splits, stock, synthetic
 from jaxret.data.subset import Subset
 from jaxret.user_errors import InputError
@@ -66,11 +67,12 @@ def check_available(config: ml_collections.ConfigDict) -> None:
 
 
 def load(config: ml_collections.ConfigDict) -> DatasetSplits:
-  """Builds the splits of `config.dataset` for `config.eval.protocol`, with a validation split
-  for model selection."""
+  """Builds the splits of `config.dataset` for `config.eval.protocol` (`jaxret.protocols`), with a
+  validation split for model selection."""
   check_available(config)
+  protocol = protocols.get_protocol(config)
   if config.dataset != "synthetic":
-    return _load_prepared(config)
+    return _load_prepared(config, protocol)
   num_classes = synthetic.NUM_CLASSES
   images_per_class = config.data.synthetic_images_per_class
 
@@ -80,7 +82,7 @@ def load(config: ml_collections.ConfigDict) -> DatasetSplits:
         seed=config.data.synthetic_seed, num_classes=num_classes)
 
   attribute_sizes = tuple(len(v) for v in synthetic.ATTRIBUTE_VALUES)
-  if config.eval.protocol in ("hashing", "classification"):
+  if protocol.closed_set:
     everything = source(range(num_classes))
     positions = splits.closed_set_images(
         images_per_class, config.data.val_images_per_class, config.data.query_images_per_class)
@@ -89,19 +91,29 @@ def load(config: ml_collections.ConfigDict) -> DatasetSplits:
       return Subset(everything, [c * images_per_class + i for c in range(num_classes) for i in within_class])
 
     train, val, test = map(images, positions)
-    gallery = train if config.eval.protocol == "hashing" else None
-    return DatasetSplits(train=train, val=val if len(val) else None, test=test, test_gallery=gallery,
-                         val_gallery=gallery, train_classes=tuple(range(num_classes)),
-                         attribute_sizes=attribute_sizes)
+    return _closed_set(protocol, train, val, test, tuple(range(num_classes)), attribute_sizes)
 
   train_pool, test_classes = splits.paper_open_set_classes(config.dataset)
+  return _open_set(config, train_pool, test_classes, source, source, attribute_sizes)
+
+
+def _closed_set(protocol: protocols.Protocol, train, val, test, train_classes: tuple[int, ...],
+                attribute_sizes: tuple[int, ...]) -> DatasetSplits:
+  """Closed-set protocols: val and test are held-out images of the training classes (hashing ranks
+  them against the training set)."""
+  gallery = train if protocol.gallery_is_train else None
+  return DatasetSplits(train=train, val=val if len(val) else None, test=test, test_gallery=gallery,
+                       val_gallery=gallery, train_classes=train_classes, attribute_sizes=attribute_sizes)
+
+
+def _open_set(config: ml_collections.ConfigDict, train_pool, test_classes, train_of, test_of,
+              attribute_sizes: tuple[int, ...]) -> DatasetSplits:
+  """Open-set protocols: `config.data.val_classes` of the `train_pool` classes are carved out for
+  validation; `train_of(classes)` / `test_of(classes)` give the sources of those classes."""
   train_classes, val_classes = splits.carve_validation(train_pool, config.data.val_classes)
-  return DatasetSplits(
-      train=source(train_classes),
-      val=source(val_classes) if val_classes else None,
-      test=source(test_classes),
-      train_classes=tuple(train_classes),
-      attribute_sizes=attribute_sizes)
+  return DatasetSplits(train=train_of(train_classes), val=train_of(val_classes) if val_classes else None,
+                       test=test_of(test_classes), train_classes=tuple(train_classes),
+                       attribute_sizes=attribute_sizes)
 
 
 def _splits_of(config: ml_collections.ConfigDict):
@@ -112,37 +124,31 @@ def _splits_of(config: ml_collections.ConfigDict):
   return builders.BUILDERS[name].splits, lambda split: builders.load_split(name, config.data_dir, split)
 
 
-def _load_prepared(config: ml_collections.ConfigDict) -> DatasetSplits:
-  name, protocol = config.dataset, config.eval.protocol
+def _load_prepared(config: ml_collections.ConfigDict, protocol: protocols.Protocol) -> DatasetSplits:
+  name = config.dataset
   available, read = _splits_of(config)
 
-  def of_classes(source, classes):
-    return Subset(source, np.flatnonzero(np.isin(pipeline.labels_of(source), list(classes))))
+  def of_classes(source):
+    return lambda classes: Subset(source, np.flatnonzero(np.isin(pipeline.labels_of(source), list(classes))))
 
-  if protocol in ("hashing", "classification"):
+  if protocol.closed_set:
     test_split = "test" if "test" in available else available[-1]  # food101: validation
     train_split = "+".join(s for s in available if s not in (test_split, "query", "gallery"))
     train_all, test = read(train_split), read(test_split)
     labels = pipeline.labels_of(train_all)
     train_idx, val_idx = splits.carve_images(labels, config.data.val_images_per_class)
-    train = Subset(train_all, train_idx)
-    val = Subset(train_all, val_idx) if len(val_idx) else None
-    gallery = train if protocol == "hashing" else None
-    return DatasetSplits(train=train, val=val, test=test, test_gallery=gallery, val_gallery=gallery,
-                         train_classes=tuple(int(c) for c in np.unique(labels)),
-                         attribute_sizes=_attribute_sizes(train_all))
+    return _closed_set(protocol, Subset(train_all, train_idx), Subset(train_all, val_idx), test,
+                       tuple(int(c) for c in np.unique(labels)), _attribute_sizes(train_all))
 
   if "query" in available:  # re-ID and In-Shop: official query / gallery
     train_all = read("train")
-    train_classes, val_classes = splits.carve_validation(
-        np.unique(pipeline.labels_of(train_all)).tolist(), config.data.val_classes)
-    return DatasetSplits(train=of_classes(train_all, train_classes),
-                         val=of_classes(train_all, val_classes) if val_classes else None,
-                         test=read("query"), test_gallery=read("gallery"),
-                         train_classes=tuple(train_classes), attribute_sizes=_attribute_sizes(train_all))
+    data = _open_set(config, np.unique(pipeline.labels_of(train_all)).tolist(), (), of_classes(train_all),
+                     lambda _: read("query"), _attribute_sizes(train_all))
+    return dataclasses.replace(data, test_gallery=read("gallery"))
 
-  if protocol == "reid":
-    raise InputError(f"config.eval.protocol='reid' needs query / gallery splits; dataset {name!r} has {available}")
+  if protocol.needs_query_gallery:
+    raise InputError(f"config.eval.protocol={protocol.name!r} needs query / gallery splits; dataset {name!r} "
+                     f"has {available}")
   train_split, test_split = OPEN_SET_SOURCES.get(name, ("+".join(available),) * 2)
   train_source, test_source = read(train_split), read(test_split)
   classes = np.unique(pipeline.labels_of(train_source)).tolist()
@@ -154,11 +160,8 @@ def _load_prepared(config: ml_collections.ConfigDict) -> DatasetSplits:
   else:
     train_pool, test_classes = splits.open_set_classes(len(classes))
   train_pool, test_classes = [classes[i] for i in train_pool], [classes[i] for i in test_classes]
-  train_classes, val_classes = splits.carve_validation(train_pool, config.data.val_classes)
-  return DatasetSplits(train=of_classes(train_source, train_classes),
-                       val=of_classes(train_source, val_classes) if val_classes else None,
-                       test=of_classes(test_source, test_classes), train_classes=tuple(train_classes),
-                       attribute_sizes=_attribute_sizes(train_source))
+  return _open_set(config, train_pool, test_classes, of_classes(train_source), of_classes(test_source),
+                   _attribute_sizes(train_source))
 
 
 def _attribute_sizes(source) -> tuple[int, ...]:

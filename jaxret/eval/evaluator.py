@@ -8,7 +8,8 @@
 - `ClassificationEvaluator`: closed-set top-1 accuracy of the method's `classify_fn` logits.
 
 Each has `run(params, method_state) -> dict[str, float]`; `make_evaluator` picks one by
-`config.eval.protocol`, and `SELECTION_METRICS` names the metric that picks the best checkpoint.
+`config.eval.protocol` (`EVALUATORS`; the protocol's record, its metric names and selection metric
+are in `jaxret.protocols`).
 When the method has an `attribute_fn` and the split's examples have "attributes", each also
 reports `attribute_accuracy` and `attribute_accuracy/<name>` (`attribute_metrics`) over the
 split's own examples (the queries; never the gallery or hashing database).
@@ -20,34 +21,12 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from jaxret import eval as eval_lib, mesh as mesh_lib, methods
+from jaxret import eval as eval_lib, mesh as mesh_lib, methods, protocols
 from jaxret.data import pipeline, splits, synthetic
 from jaxret.ops.sign_codes import sign_codes
+from jaxret.protocols import REENCODED
 from jaxret.progress import Progress
 from jaxret.user_errors import InputError
-
-REENCODED = "reencoded"  # hashing: prefix of the metrics against the re-encoded database (HashingEvaluator)
-# The default validation metric for model selection, per protocol (higher is better).
-SELECTION_METRICS = {"retrieval": "recall@1", "reid": "map", "hashing": "map", "classification": "accuracy"}
-
-
-def metric_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-  """The metrics the evaluator of `config.eval.protocol` reports."""
-  if config.eval.protocol == "retrieval":
-    return tuple(f"recall@{k}" for k in config.eval.ks) + ("precision@1", "r_precision", "map@r", "map", "nmi")
-  if config.eval.protocol == "reid":
-    return ("rank1", "rank5", "rank10", "rank20", "map", "minp")
-  if config.eval.protocol == "classification":
-    return ("accuracy",)
-  names = ("map", "map_tie_aware") + ((f"map@{config.eval.topk}",) if config.eval.topk else ())
-  if methods.get_method(config.method).database_codes is not None:
-    names += tuple(f"{REENCODED}/{name}" for name in names)
-  return names
-
-
-def selection_metric(config: ml_collections.ConfigDict) -> str:
-  return config.eval.selection_metric or SELECTION_METRICS[config.eval.protocol]
-
 
 def attribute_metrics(predicted: np.ndarray, labels: np.ndarray,
                       names: tuple[str, ...] | None = None) -> dict[str, float]:
@@ -239,15 +218,18 @@ class ClassificationEvaluator:
     return {"accuracy": accuracy, **self.embed.attribute_metrics(split, self.source)}
 
 
+EVALUATORS = {"retrieval": RetrievalEvaluator, "reid": ReidEvaluator, "hashing": HashingEvaluator,
+              "classification": ClassificationEvaluator}  # one per jaxret.protocols.PROTOCOLS
+
+
 def make_evaluator(source: Any, gallery: Any | None, embedder: Embedder, train_classes: tuple[int, ...] = ()):
   """The evaluator of `config.eval.protocol` for `source` (queries) and `gallery` (gallery or
   hashing database; None for retrieval and re-ID: the split is its own gallery). `train_classes`:
   the training classes in logit order (classification only)."""
-  protocol = embedder.config.eval.protocol
-  if protocol == "hashing":
-    if gallery is None:
-      raise InputError("config.eval.protocol='hashing' needs a dataset with a hashing database split")
-    return HashingEvaluator(source, gallery, embedder)
-  if protocol == "classification":
+  protocol = protocols.get_protocol(embedder.config)
+  if protocol.gallery_is_train and gallery is None:
+    raise InputError(f"config.eval.protocol={protocol.name!r} needs a dataset with a hashing database "
+                     "split (the training set, as the gallery)")
+  if protocol.name == "classification":
     return ClassificationEvaluator(source, train_classes, embedder)
-  return {"retrieval": RetrievalEvaluator, "reid": ReidEvaluator}[protocol](source, gallery, embedder)
+  return EVALUATORS[protocol.name](source, gallery, embedder)

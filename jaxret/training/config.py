@@ -3,9 +3,8 @@
 import jax
 import ml_collections
 
-from jaxret import methods
+from jaxret import methods, protocols
 from jaxret.data import datasets
-from jaxret.eval import evaluator
 from jaxret.eval.hashing import EMPTY_QUERIES
 from jaxret.user_errors import InputError
 from jaxret.weights import pretrained
@@ -140,15 +139,13 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
       raise InputError(f"config.state_update_every={config.state_update_every}: expected "
                        f"{images} / config.batch_size={config.batch_size} (one outer iteration of "
                        f"config.data.subset_epochs x subset_size images)")
-  if config.eval.protocol not in evaluator.SELECTION_METRICS:
-    raise InputError(f"config.eval.protocol={config.eval.protocol!r}: expected one of "
-                     f"{tuple(evaluator.SELECTION_METRICS)}")
+  protocols.get_protocol(config)
   if config.eval.metric not in ("cosine", "euclidean"):
     raise InputError(f"config.eval.metric={config.eval.metric!r}: expected 'cosine' or 'euclidean'")
   if config.eval.hashing_empty_queries not in EMPTY_QUERIES:
     raise InputError(f"config.eval.hashing_empty_queries={config.eval.hashing_empty_queries!r}: expected one "
                      f"of {EMPTY_QUERIES} (jaxret/eval/hashing.py)")
-  names = evaluator.metric_names(config)
+  names = protocols.metric_names(config)
   if config.eval.selection_metric and config.eval.selection_metric not in names:
     raise InputError(f"config.eval.selection_metric={config.eval.selection_metric!r}: expected one of "
                      f"the {config.eval.protocol} metrics {names}")

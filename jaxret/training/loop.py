@@ -9,7 +9,7 @@ import signal
 import jax
 import ml_collections
 
-from jaxret import methods
+from jaxret import methods, protocols
 from jaxret.data import datasets, decoded, device_augment, pipeline
 from jaxret.eval import evaluator as evaluator_lib
 from jaxret.progress import Progress
@@ -122,7 +122,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
   val_evaluator, best = None, None
   if data.val is not None:
     val_evaluator = evaluator_lib.make_evaluator(data.val, data.val_gallery, embedder, data.train_classes)
-    best = checkpoint.make_best_manager(workdir, evaluator_lib.selection_metric(config))
+    best = checkpoint.make_best_manager(workdir, protocols.selection_metric(config))
   preemption = _Preemption()
   progress = Progress(config.total_steps, "train", "steps", initial=start_step, enabled=jax.process_index() == 0)
   throughput = Throughput(config.batch_size)

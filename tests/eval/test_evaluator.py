@@ -9,7 +9,7 @@ import jaxret.eval
 from jaxret.data import splits
 from jaxret.eval import evaluator
 from jaxret.training import config as config_lib
-from jaxret import mesh as mesh_lib, methods
+from jaxret import mesh as mesh_lib, methods, protocols
 
 
 class _Source:
@@ -89,7 +89,7 @@ def test_reid_evaluator_splits_queries_by_identity_and_camera():
   want = jaxret.eval.reid_metrics(emb[query], source.labels[query], source.cameras[query],
                                   emb[gallery], source.labels[gallery], source.cameras[gallery])
   assert got == pytest.approx(want, rel=1e-6, nan_ok=True)
-  assert set(got) == set(evaluator.metric_names(_config("reid"))) | {"skipped_queries"}
+  assert set(got) == set(protocols.metric_names(_config("reid"))) | {"skipped_queries"}
 
 
 def test_hashing_evaluator_ranks_queries_against_the_database_by_code():
@@ -168,7 +168,7 @@ def test_classification_accuracy_maps_labels_to_the_logits_of_the_training_class
   assert 0 < np.mean(predicted_class == source.labels) < 1
   assert got["accuracy"] == pytest.approx(np.mean(predicted_class == source.labels))
   assert "attribute_accuracy" in got and set(got) - {"accuracy"} == {k for k in got if k.startswith("attribute")}
-  assert evaluator.metric_names(_config("classification")) == ("accuracy",)
+  assert protocols.metric_names(_config("classification")) == ("accuracy",)
 
   with pytest.raises(ValueError, match="classes \\[1\\] that training never saw"):
     evaluator.make_evaluator(source, None, embedder, (4, 2, 3)).run({"scale": jnp.float32(0.5)}, {})
@@ -176,3 +176,9 @@ def test_classification_accuracy_maps_labels_to_the_logits_of_the_training_class
                                mesh_lib.make_mesh())
   with pytest.raises(ValueError, match="needs a method with classify_fn"):
     evaluator.make_evaluator(source, None, without, train_classes)
+
+
+def test_every_protocol_has_an_evaluator_reporting_the_protocols_metric_names():
+  assert set(evaluator.EVALUATORS) == set(protocols.PROTOCOLS)
+  config = _config("retrieval", ks=(1, 2))
+  assert set(_run(config, _Source(21, seed=0))) == set(protocols.metric_names(config)) | {"skipped_queries"}

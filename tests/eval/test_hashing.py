@@ -8,7 +8,7 @@ import pytest
 
 import jaxret.eval
 from jaxret.eval import evaluator, hashing
-from jaxret import mesh as mesh_lib, methods
+from jaxret import mesh as mesh_lib, methods, protocols
 from jaxret.training import config as config_lib
 
 
@@ -245,7 +245,7 @@ def test_hashing_protocol_ranks_queries_against_the_learned_database_codes():
   for name in ("map", "map_tie_aware", "map@5"):  # ADSH / SEMICON: rB = V (Z); re-encoded beside it
     assert got[name] == pytest.approx(learned[name], abs=1e-9), name
     assert got[f"reencoded/{name}"] == pytest.approx(reencoded[name], abs=1e-9), name
-  assert set(got) == set(evaluator.metric_names(config)) | {"skipped_queries"}
+  assert set(got) == set(protocols.metric_names(config)) | {"skipped_queries"}
   _, _, _, zero = _hashing_run(lambda params, state, config: state["z"], {"z": z}, hashing_empty_queries="zero")
   assert zero["map"] == pytest.approx(
       jaxret.eval.hashing_metrics(queries.embeddings, queries.labels, z, database.labels, empty_queries="zero")["map"])
