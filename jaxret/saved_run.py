@@ -14,7 +14,6 @@ from typing import Any
 
 import jax
 import ml_collections
-import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxret import mesh as mesh_lib, methods
@@ -94,9 +93,7 @@ def restore(workdir: str, which: str = "latest") -> SavedRun:
   method = methods.get_method(config.method)
   mesh = mesh_lib.make_mesh()
   tx, _ = optimizer.make_optimizer(config)
-  height, width = pipeline.image_shape(config)
-  sample_batch = {"image": np.zeros((1, height, width, 3), np.float32), "label": np.zeros((1,), np.int32)}
-  shapes = jax.eval_shape(lambda: state_lib.create(method, config, tx, sample_batch, mesh))
+  shapes = jax.eval_shape(lambda: state_lib.create(method, config, tx, pipeline.sample_batch(config), mesh))
   replicated = mesh_lib.replicated(mesh)
   abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), shapes)
   folder = os.path.join(workdir, "checkpoints" if which == "latest" else "best")

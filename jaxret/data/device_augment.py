@@ -188,14 +188,6 @@ def augment_batch(batch: dict, settings: Settings) -> dict:
   return batch
 
 
-def augmented_sample(batch: dict, config: ml_collections.ConfigDict) -> dict:
-  """A host batch of `pipeline.train_dataset(..., on_device=True)` -> zeros of the shapes and
-  types of the batch the training step reads (`augment_batch`'s), for initialising a method."""
-  batch = {k: v for k, v in batch.items() if k not in ("image_hw", "position")}
-  batch["image"] = np.zeros((len(batch["image"]), *pipeline.image_shape(config), 3), np.float32)
-  return batch
-
-
 def make_device_augment(config: ml_collections.ConfigDict, sharding: Sharding):
   """`augment_batch` for `config` under `jax.jit`, the batch in and out with `sharding` (the
   training batch's)."""

@@ -50,6 +50,12 @@ def image_shape(config) -> tuple[int, int]:
   return (config.image_height or config.image_size, config.image_size)
 
 
+def sample_batch(config) -> dict:
+  """Zeros with the shapes and types of one training example's image and label, as a batch of 1:
+  what a method's `init_state` infers its variables from (no data is read)."""
+  return {"image": np.zeros((1, *image_shape(config), 3), np.float32), "label": np.zeros((1,), np.int32)}
+
+
 def train_transform(config) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
   """uint8 image, rng -> augmented uint8 image of `image_shape(config)`, by `config.data.augment`:
   "resize" (to the input size), "random_crop" (resize the shorter side to `data.resize_size`,

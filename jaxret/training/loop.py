@@ -96,14 +96,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
       subset_epochs=config.data.subset_epochs, process_index=jax.process_index(),
       process_count=jax.process_count(), num_workers=config.num_workers, on_device=on_device)
   put = lambda batch: mesh_lib.global_batch(batch, mesh)
-  sample_batch = next(iter(train_data))
   if on_device:
     augment = device_augment.make_device_augment(config, mesh_lib.data_sharding(mesh))
     put = lambda batch: augment(mesh_lib.global_batch(batch, mesh))
-    sample_batch = device_augment.augmented_sample(sample_batch, config)
   data_iterator = DevicePrefetch(iter(train_data), put, config.data.device_prefetch)
   tx, schedule = optimizer.make_optimizer(config)
-  state = state_lib.create(method, config, tx, sample_batch, mesh)
+  state = state_lib.create(method, config, tx, pipeline.sample_batch(config), mesh)
 
   manager = checkpoint.make_manager(workdir, config.keep_checkpoints)
   restored = checkpoint.restore_latest(manager, state, data_iterator)

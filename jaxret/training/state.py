@@ -29,8 +29,8 @@ def create(method, config: ml_collections.ConfigDict, tx: optax.GradientTransfor
            sample_batch: dict, mesh: Mesh) -> TrainState:
   """Initialises parameters and method state from `config.seed`, replicated on `mesh`.
 
-  `sample_batch` holds host arrays with the per-step shapes (the values are not used beyond
-  shape inference by the method's `init_state`).
+  `sample_batch` (`jaxret.data.pipeline.sample_batch`) holds host arrays with the shapes of a
+  training example; the method's `init_state` infers its variables from them.
   """
 
   def init():
