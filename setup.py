@@ -11,6 +11,10 @@ setuptools.setup(
     # Only jaxret: the repository's configs/ and launch/ are used from a checkout (python -m launch.train
     # --config configs/...), not installed as top-level packages that would claim those names.
     packages=setuptools.find_packages(include=["jaxret", "jaxret.*"]),
+    # The commands (jaxret/cli); `python -m launch.NAME` runs the same from a checkout.
+    entry_points={"console_scripts": [
+        f"jaxret-{name.replace('_', '-')}=jaxret.cli.{name}:console_main"
+        for name in ("train", "prepare_data", "convert_weights", "embed", "search", "evaluate_arrays", "plot_curves")]},
     install_requires=[
         "jax>=0.7",
         "flax>=0.10",

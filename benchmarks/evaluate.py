@@ -9,7 +9,7 @@ process, one after the other, timed from the start of its computation (data alre
 to its last metric; peak memory is the process's `ru_maxrss`.
 - jaxret: the command a user runs, `python -m launch.evaluate_arrays --protocol retrieval
   --query Q.npz --ks 1,2,4,8`: recall@1,2,4,8, precision@1, R-precision, MAP@R, full mAP and NMI
-  (scikit-learn k-means); and the same with `--no-nmi`. Wall time of the whole command
+  (scikit-learn k-means); and the same with `--nonmi`. Wall time of the whole command
   (start-up, loading and compilation included).
 - faiss: exact `IndexFlatIP` top-9 search on the L2-normalised embeddings (top-8 + the query).
 - pml: pytorch-metric-learning's `AccuracyCalculator` (precision_at_1, r_precision,
@@ -128,7 +128,7 @@ def main() -> None:
   with np.load(args.data) as npz:
     emb, labels = npz["embedding"], npz["label"]
   if args.engine in ("cli", "cli-no-nmi"):
-    line = run_cli(args.data, ["--no-nmi"] if args.engine == "cli-no-nmi" else [])
+    line = run_cli(args.data, ["--nonmi"] if args.engine == "cli-no-nmi" else [])
   elif args.engine == "check":
     line = {**run_check(emb, labels, args.check), "peak_rss_mb": peak_rss_bytes() / 2**20}
   else:

@@ -57,7 +57,7 @@ def peak_rss_bytes() -> int:
 def run_jaxret(emb: np.ndarray, labels: np.ndarray, ks: tuple[int, ...]) -> dict:
   """Recall@K with `jaxret.eval.retrieval_metrics` (exact chunked top-k search); timed and measured."""
   sys.path.insert(0, REPO)
-  from launch import evaluate_arrays  # pylint: disable=import-outside-toplevel
+  from jaxret.cli import evaluate_arrays  # pylint: disable=import-outside-toplevel
   evaluate_arrays.use_every_cpu_core()
   import jax  # pylint: disable=import-outside-toplevel
   import jaxret.eval  # pylint: disable=import-outside-toplevel

@@ -1,9 +1,7 @@
-"""Mistakes in what a user gave (a config key or value, a path, a dataset, a weights file) and how
-the launchers report them: the message alone on stderr, exit status 2. Any other exception is a
-bug and keeps its traceback."""
-import sys
+"""Mistakes in what a user gave (a config key or value, a path, a dataset, a weights file): the
+commands (`jaxret.cli.command`) print their message alone on stderr and exit with status 2. Any
+other exception is a bug and keeps its traceback."""
 import traceback
-from collections.abc import Callable
 
 
 class UserError(Exception):
@@ -24,22 +22,8 @@ def _config_override_typo(error: BaseException) -> str | None:
   return "--config: unknown key " + str(error.__context__.args[0]).replace("\n", "; ")
 
 
-def _message(error: BaseException) -> str | None:
+def message(error: BaseException) -> str | None:
   """What to print for a user's mistake; None for a bug."""
   if isinstance(error, UserError):
     return str(error.args[0]) if error.args else str(error)
   return _config_override_typo(error)
-
-
-def run(main: Callable[[list[str]], None]) -> None:
-  """`absl.app.run(main)`, reporting user errors (module docstring)."""
-  from absl import app  # pylint: disable=import-outside-toplevel
-  try:
-    app.run(main)
-  except Exception as error:  # pylint: disable=broad-except
-    message = _message(error)
-    if message is None:
-      raise
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-

@@ -29,5 +29,6 @@ def test_missing_data_and_weights_are_reported_without_a_traceback(tmp_path):
 
 
 def test_a_bug_keeps_its_traceback():
-  result = launch("-c", "from jaxret import user_errors; user_errors.run(lambda argv: 1 / 0)")
+  result = launch("-c", "from absl import flags; from jaxret.cli import command; "
+                  "command.run(lambda args: 1 / 0, flags.FlagValues(), [], \"doc\")")
   assert result.returncode == 1 and "Traceback" in result.stderr and "ZeroDivisionError" in result.stderr

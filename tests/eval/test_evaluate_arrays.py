@@ -34,7 +34,7 @@ def test_retrieval_with_and_without_gallery(tmp_path, capsys):
   want = jaxret.eval.retrieval_metrics(x, labels, ks=(1, 2, 4))
   assert got == pytest.approx(want, abs=1e-12)
   gallery = save(tmp_path / "g.npz", embedding=x[::-1], label=labels[::-1])
-  got = run_main(capsys, "--protocol", "retrieval", "--query", query, "--gallery", gallery, "--no-nmi")
+  got = run_main(capsys, "--protocol", "retrieval", "--query", query, "--gallery", gallery, "--nonmi")
   assert got == pytest.approx(jaxret.eval.retrieval_metrics(x, labels, x[::-1], labels[::-1], with_nmi=False))
 
 

@@ -51,7 +51,7 @@ def image_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def baseline_index(baseline_run, image_dir, tmp_path_factory):
   out = str(tmp_path_factory.mktemp("index") / "index.npz")
-  assert embed.main(["--workdir", baseline_run, "--images", image_dir[0], "--out", out, "--no-progress"]) == 0
+  assert embed.main(["--workdir", baseline_run, "--images", image_dir[0], "--out", out, "--noprogress"]) == 0
   return out
 
 
@@ -89,7 +89,7 @@ def test_search_matches_numpy_brute_force_and_draws_grid_and_page(baseline_index
   png, page = str(tmp_path / "grid.png"), str(tmp_path / "page.html")
   capsys.readouterr()
   search.main(["--index", baseline_index, "--query", os.path.join(root, query), "-k", str(K), "--chunk", "4",
-               "--png", png, "--html", page, "--folder-labels", "--thumb", "48"])
+               "--png", png, "--html", page, "--folder_labels", "--thumb", "48"])
   printed = _printed_neighbours(capsys.readouterr().out)
 
   x = index.vectors / np.linalg.norm(index.vectors, axis=1, keepdims=True)
@@ -134,7 +134,7 @@ def hashing_index(baseline_run, image_dir, tmp_path_factory):
   config.eval.protocol, config.eval.batch_size = "hashing", 8
   saved_run.save_config(workdir, config)
   out = str(tmp_path_factory.mktemp("hash_index") / "codes.npz")
-  embed.main(["--workdir", workdir, "--images", image_dir[0], "--out", out, "--no-progress"])
+  embed.main(["--workdir", workdir, "--images", image_dir[0], "--out", out, "--noprogress"])
   return workdir, out
 
 
@@ -187,7 +187,7 @@ def test_missing_paths_and_bad_images_stop_with_the_path(baseline_run, baseline_
   (broken / "t.jpg").unlink()
   (broken / "truncated.jpg").write_bytes(jpeg[:len(jpeg) // 2])  # a real JPEG header, half its data
   with pytest.raises(SystemExit, match="truncated.jpg"):
-    embed.main(["--workdir", baseline_run, "--images", str(broken), "--out", out, "--no-progress"])
+    embed.main(["--workdir", baseline_run, "--images", str(broken), "--out", out, "--noprogress"])
   with pytest.raises(SystemExit, match="missing_index.npz"):
     search.main(["--index", str(tmp_path / "missing_index.npz"), "--query", str(broken / "fine.png")])
   with pytest.raises(SystemExit, match="truncated.jpg"):

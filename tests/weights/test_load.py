@@ -84,7 +84,7 @@ def test_resnet18_legacy_pth_loads_directly_and_matches_pytorch(tmp_path):
 
 
 def test_convert_without_arch_keeps_torchvision_names(tmp_path):
-  from launch.convert_weights import convert
+  from jaxret.cli.convert_weights import convert
 
   torch_model = _torch_model("resnet18", seed=2)
   src, dst = tmp_path / "r18.pth", tmp_path / "r18.npz"
