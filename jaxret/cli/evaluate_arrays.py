@@ -1,7 +1,7 @@
 """Evaluates saved embeddings or hash codes and prints the metrics as one JSON line.
 
   jaxret-evaluate-arrays --protocol retrieval --query Q.npz [--gallery G.npz] [--ks 1,2,4]
-  jaxret-evaluate-arrays --protocol reid --query Q.npz --gallery G.npz
+  jaxret-evaluate-arrays --protocol reid --query Q.npz --gallery G.npz [--rerank] [--query_expansion]
   jaxret-evaluate-arrays --protocol hashing --query Q.npz --gallery DB.npz [--topk 1000]
   (from a checkout: python -m launch.evaluate_arrays ...)
 
@@ -33,6 +33,16 @@ _METRIC = flags.DEFINE_enum("metric", None, ("cosine", "euclidean"),
                             "Retrieval: cosine (default) or euclidean; reid: euclidean (default) or cosine.",
                             flag_values=FLAGS)
 _NMI = flags.DEFINE_bool("nmi", True, "Retrieval: report NMI (k-means); --nonmi skips it.", flag_values=FLAGS)
+_RERANK = flags.DEFINE_bool("rerank", False, "Reid: rank by k-reciprocal re-ranking (jaxret.eval.rerank).",
+                            flag_values=FLAGS)
+_RERANK_K1 = flags.DEFINE_integer("rerank_k1", 20, "Re-ranking's k1.", lower_bound=1, flag_values=FLAGS)
+_RERANK_K2 = flags.DEFINE_integer("rerank_k2", 6, "Re-ranking's k2.", lower_bound=1, flag_values=FLAGS)
+_RERANK_LAMBDA = flags.DEFINE_float("rerank_lambda", 0.3, "Re-ranking's lambda.", lower_bound=0.0, upper_bound=1.0,
+                                    flag_values=FLAGS)
+_QUERY_EXPANSION = flags.DEFINE_bool("query_expansion", False, "Reid: alpha-weighted average query expansion first "
+                                     "(jaxret.eval.query_expansion).", flag_values=FLAGS)
+_QE_K = flags.DEFINE_integer("query_expansion_k", 10, "Query expansion's k.", lower_bound=1, flag_values=FLAGS)
+_QE_ALPHA = flags.DEFINE_float("query_expansion_alpha", 3.0, "Query expansion's alpha.", flag_values=FLAGS)
 flags.mark_flags_as_required(["protocol", "query"], flag_values=FLAGS)
 
 
@@ -65,8 +75,9 @@ def use_every_cpu_core(environ=os.environ) -> None:
 
 
 def evaluate(protocol: str, query: str, gallery: str | None, ks: tuple[int, ...], topk: int | None,
-             metric: str | None, nmi: bool) -> dict[str, float]:
-  """The metrics of `protocol` on the files `query` and `gallery`."""
+             metric: str | None, nmi: bool, reid_options: dict | None = None) -> dict[str, float]:
+  """The metrics of `protocol` on the files `query` and `gallery`; `reid_options`: `reid_metrics`'
+  `rerank` and `query_expansion`."""
   import jaxret.eval  # pylint: disable=import-outside-toplevel  (JAX starts only after the flags)
 
   if protocol == "retrieval":
@@ -81,7 +92,7 @@ def evaluate(protocol: str, query: str, gallery: str | None, ks: tuple[int, ...]
     q = load(query, names, flag="--query", protocol=protocol)
     g = load(gallery, names, flag="--gallery", protocol=protocol)
     return jaxret.eval.reid_metrics(q["embedding"], q["label"], q["camera"], g["embedding"], g["label"],
-                                    g["camera"], metric=metric or "euclidean")
+                                    g["camera"], metric=metric or "euclidean", **(reid_options or {}))
   names = ("code", "label")
   q = load(query, names, flag="--query", protocol=protocol)
   g = load(gallery, names, flag="--gallery", protocol=protocol)
@@ -100,9 +111,15 @@ def _evaluate(positional: list[str]) -> None:
     ks = tuple(int(k) for k in _KS.value)
   except ValueError:
     raise InputError(f"--ks must be comma-separated integers such as 1,2,4; got {','.join(_KS.value)!r}") from None
+  if (_RERANK.value or _QUERY_EXPANSION.value) and protocol != "reid":
+    raise InputError(f"--rerank / --query_expansion with --protocol {protocol}: they are offered for reid")
   use_every_cpu_core()
+  from jaxret.eval import query_expansion, rerank  # pylint: disable=import-outside-toplevel
+  reid_options = {
+      "rerank": rerank.Settings(_RERANK_K1.value, _RERANK_K2.value, _RERANK_LAMBDA.value) if _RERANK.value else None,
+      "query_expansion": query_expansion.Settings(_QE_K.value, _QE_ALPHA.value) if _QUERY_EXPANSION.value else None}
   try:
-    metrics = evaluate(protocol, query, gallery, ks, _TOPK.value, _METRIC.value, _NMI.value)
+    metrics = evaluate(protocol, query, gallery, ks, _TOPK.value, _METRIC.value, _NMI.value, reid_options)
   except InputError:
     raise
   except ValueError as e:  # arrays the metrics cannot score: say which files

@@ -22,6 +22,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxret import eval as eval_lib, mesh as mesh_lib, methods, protocols
+from jaxret.eval import query_expansion as query_expansion_lib, rerank as rerank_lib
 from jaxret.data import pipeline, splits, synthetic
 from jaxret.ops.sign_codes import sign_codes
 from jaxret.protocols import REENCODED
@@ -138,7 +139,8 @@ class RetrievalEvaluator:
 class ReidEvaluator:
   """Re-ID protocol (`jaxret.eval.reid_metrics`: `rank1/5/10/20`, `map`, `minp`) of the split's
   queries against `gallery`; when it is None, the split's first image of each (identity,
-  camera) is a query and the rest is the gallery."""
+  camera) is a query and the rest is the gallery. `config.eval.rerank` / `query_expansion` turn on
+  k-reciprocal re-ranking / average query expansion."""
 
   def __init__(self, source: Any, gallery: Any | None, embedder: Embedder):
     self.source, self.gallery, self.embed = source, gallery, embedder
@@ -152,8 +154,15 @@ class ReidEvaluator:
     else:
       query, gallery = splits.reid_query_gallery(q["label"], q["camera"])
       q, g = ({k: v[i] for k, v in q.items()} for i in (query, gallery))
+    settings = self.embed.config.eval
+    rerank = query_expansion = None
+    if settings.rerank:
+      rerank = rerank_lib.Settings(settings.rerank_k1, settings.rerank_k2, settings.rerank_lambda)
+    if settings.query_expansion:
+      query_expansion = query_expansion_lib.Settings(settings.query_expansion_k, settings.query_expansion_alpha)
     metrics = eval_lib.reid_metrics(q["embedding"], q["label"], q["camera"], g["embedding"], g["label"],
-                                    g["camera"], metric=self.embed.config.eval.metric, mesh=self.embed.mesh)
+                                    g["camera"], metric=settings.metric, mesh=self.embed.mesh, rerank=rerank,
+                                    query_expansion=query_expansion)
     return {**metrics, **attribute_metrics}
 
 

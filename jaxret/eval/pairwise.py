@@ -84,7 +84,20 @@ def prepared_scores(q: dict[str, jax.Array], g: dict[str, jax.Array], metric: st
     s = (dot - q["x"].shape[1]) / 2.0
   else:
     raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
+  if "rerank_index" in q:
+    s = _reranked(q, g, s, metric)
   return _positive_zero(s)
+
+
+def _reranked(q: dict[str, jax.Array], g: dict[str, jax.Array], s: jax.Array, metric: str) -> jax.Array:
+  """Minus Eq. 13 of k-reciprocal re-ranking (`jaxret.eval.rerank`): -((1 - lambda) d_J + lambda
+  d^2 / max d^2), from the sparse rows `rerank.neighbourhoods` gives both sides ("rerank_index",
+  "rerank_weight"; q also "rerank_scale" and "rerank_lambda" `[n]`; g also "rerank_columns" `[N + 1]`)."""
+  jaccard = jaccard_distances(q["rerank_index"], q["rerank_weight"], g["rerank_index"], g["rerank_weight"],
+                              g["rerank_columns"].shape[0] - 1)
+  original = squared_distances(s, metric) / q["rerank_scale"][:, None]
+  lam = q["rerank_lambda"][:, None]
+  return -(jaccard * (1.0 - lam) + original * lam)
 
 
 def _positive_zero(s: jax.Array) -> jax.Array:
@@ -114,3 +127,21 @@ def relevant(query_labels: jax.Array, gallery_labels: jax.Array) -> jax.Array:
   overlap = jnp.matmul(query_labels.astype(jnp.float32), gallery_labels.astype(jnp.float32).T,
                        precision=jax.lax.Precision.HIGHEST)
   return overlap > 0
+
+
+def squared_distances(scores: jax.Array, metric: str) -> jax.Array:
+  """d^2 from `pairwise` scores: Euclidean |q - g|^2, or for "cosine" 2 - 2 cos (the squared
+  distance between the unit vectors); +0 for coinciding points."""
+  return 0.0 - scores if metric == "euclidean" else 2.0 - 2.0 * scores
+
+
+def jaccard_distances(q_index: jax.Array, q_weight: jax.Array, g_index: jax.Array, g_weight: jax.Array,
+                      num_points: int) -> jax.Array:
+  """Eq. 12: `[n, m]` d_J = 1 - s / (2 - s), s = sum_l min(V_q[l], V_g[l]), of sparse rows (ids
+  `[n, W]` / `[m, W]`, id `num_points` = empty): the query rows are laid out dense `[n, N + 1]`
+  and read at the gallery rows' ids, O(n m W)."""
+  n = q_index.shape[0]
+  dense = jnp.zeros((n, num_points + 1), q_weight.dtype).at[jnp.arange(n)[:, None], q_index].add(q_weight)
+  dense = dense.at[:, num_points].set(0.0)
+  shared = jnp.sum(jnp.minimum(dense[:, g_index], g_weight[None]), axis=2)  # [n, m, W] -> [n, m]
+  return 1.0 - shared / (2.0 - shared)

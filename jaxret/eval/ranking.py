@@ -50,7 +50,9 @@ def ranking_stats(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarr
                   exclude_same: tuple[np.ndarray, np.ndarray] | None = None,
                   gallery_valid: np.ndarray | None = None, topk: int | None = None,
                   query_block: int | None = None, mesh: Mesh | None = None,
-                  method: str = "auto") -> dict[str, np.ndarray]:
+                  method: str = "auto",
+                  pair_fields: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
+                  ) -> dict[str, np.ndarray]:
   """Statistics `[Q]` (see the module docstring) of each query's full ranking.
 
   Args:
@@ -67,6 +69,8 @@ def ranking_stats(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarr
     mesh: mesh with axis "data" (default: all devices).
     method: "relevant_ranks" (class-id labels only), "full_sort", or "auto": the first for
       class ids, the second for multi-hot labels.
+    pair_fields: (query arrays `[Q, ...]`, gallery arrays) that change how a pair scores
+      (`pairwise.prepared_scores`: re-ranking's, `rerank.pair_fields`).
   """
   pairwise.check_metric(metric)
   if method not in METHODS:
@@ -99,6 +103,8 @@ def ranking_stats(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarr
   if exclude_same is not None:
     queries["keys"], gallery_arrays["keys"] = inputs.exclusion_keys(
         "exclude_same", exclude_same, num_query=len(query), num_gallery=num_gallery)
+  if pair_fields is not None:
+    queries, gallery_arrays = {**queries, **pair_fields[0]}, {**gallery_arrays, **pair_fields[1]}
   if query_block is None:
     query_block = max(8, _CHUNK_ELEMENTS // num_gallery)
   chunk = query_sharding.chunk_size(len(query), query_block)

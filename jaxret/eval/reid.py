@@ -14,13 +14,18 @@ any valid match are skipped and counted in `skipped_queries`):
           fast-reid (not the trapezoidal AP of the original Market-1501 MATLAB code)
   minp    INP = R / (rank of the last match) (Ye et al. 2021, "Deep Learning for Person
           Re-identification: A Survey and Outlook")
+
+With `rerank`, the gallery is ranked by the k-reciprocal re-ranked distance instead
+(`jaxret.eval.rerank`, computed over the queries and the whole gallery, junk included, before
+the removals above, as torchreid and fast-reid do); with `query_expansion`, the embeddings are
+first replaced by their average query expansion (`jaxret.eval.query_expansion`).
 """
 from __future__ import annotations
 
 import numpy as np
 from jax.sharding import Mesh
 
-from jaxret.eval import inputs, ranking
+from jaxret.eval import inputs, query_expansion as query_expansion_lib, ranking, rerank as rerank_lib
 
 CMC_RANKS: tuple[int, ...] = (1, 5, 10, 20)
 
@@ -28,7 +33,8 @@ CMC_RANKS: tuple[int, ...] = (1, 5, 10, 20)
 def reid_metrics(query_emb: np.ndarray, query_ids: np.ndarray, query_cams: np.ndarray,
                  gallery_emb: np.ndarray, gallery_ids: np.ndarray, gallery_cams: np.ndarray, *,
                  metric: str = "euclidean", query_block: int | None = None,
-                 mesh: Mesh | None = None) -> dict[str, float]:
+                 mesh: Mesh | None = None, rerank: rerank_lib.Settings | None = None,
+                 query_expansion: query_expansion_lib.Settings | None = None) -> dict[str, float]:
   """Re-ID metrics (see the module docstring for exact definitions).
 
   Args:
@@ -37,6 +43,8 @@ def reid_metrics(query_emb: np.ndarray, query_ids: np.ndarray, query_cams: np.nd
     metric: "euclidean" or "cosine".
     query_block: queries per kernel call (default: chosen from the gallery size).
     mesh: mesh with axis "data" over which queries are sharded (default: all devices).
+    rerank: k-reciprocal re-ranking's (k1, k2, lambda), or None.
+    query_expansion: average query expansion's (k, alpha, times), or None.
 
   Returns:
     {"rank1", "rank5", "rank10", "rank20", "map", "minp", "skipped_queries"}; metrics over no
@@ -52,10 +60,17 @@ def reid_metrics(query_emb: np.ndarray, query_ids: np.ndarray, query_cams: np.nd
   gallery_cams = inputs.labels("gallery_cams", gallery_cams, n=len(gallery_emb))
   if (query_ids == -1).any():
     raise ValueError(f"query_ids must not be -1 (junk); query {int(np.argmax(query_ids == -1))} is.")
+  if query_expansion is not None:
+    query_emb, gallery_emb = query_expansion_lib.expanded(query_emb, gallery_emb, query_expansion, mesh=mesh)
+  pair_fields = None
+  if rerank is not None:
+    pair_fields = rerank_lib.pair_fields(query_emb, gallery_emb, metric=metric, k1=rerank.k1, k2=rerank.k2,
+                                         lam=rerank.lam, mesh=mesh)
+    query_block = query_block or rerank_lib.query_block(len(gallery_emb), pair_fields[0]["rerank_index"].shape[1])
   stats = ranking.ranking_stats(
       query_emb, query_ids, gallery_emb, gallery_ids, metric=metric,
       exclude_same=(np.stack([query_ids, query_cams], 1), np.stack([gallery_ids, gallery_cams], 1)),
-      gallery_valid=gallery_ids != -1, query_block=query_block, mesh=mesh)
+      gallery_valid=gallery_ids != -1, query_block=query_block, mesh=mesh, pair_fields=pair_fields)
   counted = stats["num_relevant"] > 0
   first = stats["first_rank"][counted]
   r = stats["num_relevant"][counted].astype(np.float64)

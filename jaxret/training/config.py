@@ -88,6 +88,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.topk = 0  # hashing: also report map@topk when > 0
   c.eval.hashing_empty_queries = "skip"  # hashing: queries with no relevant item: skip | zero (AP 0)
   c.eval.selection_metric = ""  # validation metric that picks the best checkpoint; "" = protocol default
+  c.eval.rerank = False  # re-ID: rank by k-reciprocal re-ranking (jaxret/eval/rerank.py)
+  c.eval.rerank_k1, c.eval.rerank_k2, c.eval.rerank_lambda = 20, 6, 0.3
+  c.eval.query_expansion = False  # re-ID: alpha-weighted average query expansion first (query_expansion.py)
+  c.eval.query_expansion_k, c.eval.query_expansion_alpha = 10, 3.0
   return c
 
 
@@ -145,6 +149,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
   if config.eval.hashing_empty_queries not in EMPTY_QUERIES:
     raise InputError(f"config.eval.hashing_empty_queries={config.eval.hashing_empty_queries!r}: expected one "
                      f"of {EMPTY_QUERIES} (jaxret/eval/hashing.py)")
+  if (config.eval.rerank or config.eval.query_expansion) and config.eval.protocol != "reid":
+    raise InputError(f"config.eval.rerank={config.eval.rerank}, query_expansion={config.eval.query_expansion} "
+                     f"with config.eval.protocol={config.eval.protocol!r}: re-ranking and query expansion are "
+                     "offered for the reid protocol")
   names = protocols.metric_names(config)
   if config.eval.selection_metric and config.eval.selection_metric not in names:
     raise InputError(f"config.eval.selection_metric={config.eval.selection_metric!r}: expected one of "

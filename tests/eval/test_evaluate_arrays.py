@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import jaxret.eval
+from jaxret.eval import query_expansion, rerank
 from launch import evaluate_arrays
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -94,3 +95,18 @@ def test_flag_errors(tmp_path, capsys):
   assert "--ks must be comma-separated integers" in capsys.readouterr().err
   with pytest.raises(SystemExit, match=r"ks must be positive integers; got \(0,\).*files: --query"):
     evaluate_arrays.main(["--protocol", "retrieval", "--query", q, "--ks", "0"])
+
+
+def test_reid_with_reranking_and_query_expansion(tmp_path, capsys):
+  rng = np.random.default_rng(3)
+  q = dict(embedding=rng.normal(size=(20, 4)), label=rng.integers(1, 6, 20), camera=rng.integers(0, 2, 20))
+  g = dict(embedding=rng.normal(size=(60, 4)), label=rng.integers(-1, 6, 60), camera=rng.integers(0, 2, 60))
+  files = ("--protocol", "reid", "--query", save(tmp_path / "q.npz", **q), "--gallery", save(tmp_path / "g.npz", **g))
+  args = (q["embedding"], q["label"], q["camera"], g["embedding"], g["label"], g["camera"])
+  got = run_main(capsys, *files, "--rerank", "--rerank_k1=10", "--query_expansion", "--query_expansion_k=5")
+  want = jaxret.eval.reid_metrics(*args, rerank=rerank.Settings(k1=10),
+                                  query_expansion=query_expansion.Settings(k=5))
+  assert got == pytest.approx(want)
+  assert got != pytest.approx(run_main(capsys, *files))
+  with pytest.raises(SystemExit, match="offered for reid"):
+    evaluate_arrays.main(["--protocol", "retrieval", "--query", files[3], "--rerank"])

@@ -7,7 +7,7 @@ import pytest
 
 import jaxret.eval
 from jaxret.data import splits
-from jaxret.eval import evaluator
+from jaxret.eval import evaluator, query_expansion, rerank
 from jaxret.training import config as config_lib
 from jaxret import mesh as mesh_lib, methods, protocols
 
@@ -78,6 +78,16 @@ def test_reid_evaluator_scores_queries_against_a_gallery():
   want = jaxret.eval.reid_metrics(_expected_embeddings(queries), queries.labels, queries.cameras,
                                   _expected_embeddings(gallery), gallery.labels, gallery.cameras,
                                   metric="cosine")
+  assert got == pytest.approx(want, rel=1e-6, nan_ok=True)
+
+
+def test_reid_evaluator_reranks_and_expands_queries_when_configured():
+  queries, gallery = _Source(9, seed=6), _Source(40, seed=7)
+  got = _run(_config("reid", rerank=True, rerank_k1=8, rerank_k2=3, query_expansion=True, query_expansion_k=4),
+             queries, gallery)
+  want = jaxret.eval.reid_metrics(_expected_embeddings(queries), queries.labels, queries.cameras,
+                                  _expected_embeddings(gallery), gallery.labels, gallery.cameras, metric="cosine",
+                                  rerank=rerank.Settings(k1=8, k2=3), query_expansion=query_expansion.Settings(k=4))
   assert got == pytest.approx(want, rel=1e-6, nan_ok=True)
 
 

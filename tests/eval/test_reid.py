@@ -6,9 +6,11 @@ import pytest
 import jaxret.eval
 
 
-def reference_reid(query, query_ids, query_cams, gallery, gallery_ids, gallery_cams, metric="euclidean"):
+def reference_reid(query, query_ids, query_cams, gallery, gallery_ids, gallery_cams, metric="euclidean",
+                   distances=None):
   """Per query: drop junk (-1) and same identity + same camera, rank the rest by float64
-  distance (ties by index), then CMC, AP = mean precision at the matches, INP = R / last match rank."""
+  distance (or the given `distances` `[Q, G]`; ties by index), then CMC, AP = mean precision at
+  the matches, INP = R / last match rank."""
   q = np.asarray(query, np.float64)
   g = np.asarray(gallery, np.float64)
   cmc = {k: [] for k in (1, 5, 10, 20)}
@@ -16,7 +18,9 @@ def reference_reid(query, query_ids, query_cams, gallery, gallery_ids, gallery_c
   for i in range(len(q)):
     kept = [j for j in range(len(g))
             if gallery_ids[j] != -1 and not (gallery_ids[j] == query_ids[i] and gallery_cams[j] == query_cams[i])]
-    if metric == "euclidean":
+    if distances is not None:
+      distance = {j: float(distances[i][j]) for j in kept}
+    elif metric == "euclidean":
       distance = {j: float(np.sqrt(np.sum((q[i] - g[j]) ** 2))) for j in kept}
     else:
       distance = {j: -round(float(q[i] @ g[j] / np.linalg.norm(q[i]) / np.linalg.norm(g[j])), 12) for j in kept}

@@ -57,6 +57,7 @@ def test_batch_size_not_divisible_by_devices_stops_before_compiling(tmp_path):
     ("eval.protocol", "reID", "config.eval.protocol='reID'"),
     ("eval.metric", "l2", "config.eval.metric='l2'"),
     ("eval.selection_metric", "rank1", "config.eval.selection_metric='rank1'.*retrieval metrics"),
+    ("eval.rerank", True, "config.eval.rerank=True.*protocol='retrieval'.*offered for the reid protocol"),
 ])
 def test_bad_values_are_named(key, value, message):
   config = baseline.get_config()
