@@ -18,6 +18,11 @@ from jaxret.user_errors import InputError
 REENCODED = "reencoded"  # hashing: prefix of the metrics against the re-encoded database
 
 
+def tpr_name(fpr: float) -> str:
+  """The metric "tpr@fpr=1e-04" of `config.eval.fprs` entry 1e-4 (`jaxret.eval.verification`)."""
+  return f"tpr@fpr={fpr:.0e}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Protocol:
   """One protocol. `metrics(config.eval)` names what its evaluator reports; `selection_metric`
@@ -34,9 +39,11 @@ class Protocol:
 PROTOCOLS = {protocol.name: protocol for protocol in (
     Protocol("retrieval", closed_set=False, gallery_is_train=False, needs_query_gallery=False, hash_codes=False,
              selection_metric="recall@1", metrics=lambda e: (
-                 *(f"recall@{k}" for k in e.ks), "precision@1", "r_precision", "map@r", "map", "nmi")),
+                 *(f"recall@{k}" for k in e.ks), "precision@1", "r_precision", "map@r", "map", "nmi",
+                 *map(tpr_name, e.fprs))),
     Protocol("reid", closed_set=False, gallery_is_train=False, needs_query_gallery=True, hash_codes=False,
-             selection_metric="map", metrics=lambda e: ("rank1", "rank5", "rank10", "rank20", "map", "minp")),
+             selection_metric="map", metrics=lambda e: (
+                 "rank1", "rank5", "rank10", "rank20", "map", "minp", *map(tpr_name, e.fprs))),
     Protocol("hashing", closed_set=True, gallery_is_train=True, needs_query_gallery=False, hash_codes=True,
              selection_metric="map", metrics=lambda e: ("map", "map_tie_aware", *((f"map@{e.topk}",) if e.topk else ()))),
     Protocol("classification", closed_set=True, gallery_is_train=False, needs_query_gallery=False,

@@ -32,6 +32,8 @@ _TOPK = flags.DEFINE_integer("topk", None, "Hashing: also report map@TOPK.", fla
 _METRIC = flags.DEFINE_enum("metric", None, ("cosine", "euclidean"),
                             "Retrieval: cosine (default) or euclidean; reid: euclidean (default) or cosine.",
                             flag_values=FLAGS)
+_FPRS = flags.DEFINE_list("fprs", ["1e-4", "1e-3", "1e-2"], "Retrieval and reid: report TPR at these false "
+                          "positive rates (jaxret.eval.verification); empty: none.", flag_values=FLAGS)
 _NMI = flags.DEFINE_bool("nmi", True, "Retrieval: report NMI (k-means); --nonmi skips it.", flag_values=FLAGS)
 _RERANK = flags.DEFINE_bool("rerank", False, "Reid: rank by k-reciprocal re-ranking (jaxret.eval.rerank).",
                             flag_values=FLAGS)
@@ -75,7 +77,8 @@ def use_every_cpu_core(environ=os.environ) -> None:
 
 
 def evaluate(protocol: str, query: str, gallery: str | None, ks: tuple[int, ...], topk: int | None,
-             metric: str | None, nmi: bool, reid_options: dict | None = None) -> dict[str, float]:
+             metric: str | None, nmi: bool, reid_options: dict | None = None,
+             fprs: tuple[float, ...] = ()) -> dict[str, float]:
   """The metrics of `protocol` on the files `query` and `gallery`; `reid_options`: `reid_metrics`'
   `rerank` and `query_expansion`."""
   import jaxret.eval  # pylint: disable=import-outside-toplevel  (JAX starts only after the flags)
@@ -86,13 +89,15 @@ def evaluate(protocol: str, query: str, gallery: str | None, ks: tuple[int, ...]
     g = load(gallery, names, flag="--gallery", protocol=protocol) if gallery else None
     g = g or {"embedding": None, "label": None}
     return jaxret.eval.retrieval_metrics(q["embedding"], q["label"], g["embedding"], g["label"], ks=ks,
-                                         metric=metric or "cosine", with_nmi=nmi)
+                                         metric=metric or "cosine", with_nmi=nmi,
+                                         fprs=fprs)
   if protocol == "reid":
     names = ("embedding", "label", "camera")
     q = load(query, names, flag="--query", protocol=protocol)
     g = load(gallery, names, flag="--gallery", protocol=protocol)
     return jaxret.eval.reid_metrics(q["embedding"], q["label"], q["camera"], g["embedding"], g["label"],
-                                    g["camera"], metric=metric or "euclidean", **(reid_options or {}))
+                                    g["camera"], metric=metric or "euclidean", fprs=fprs,
+                                    **(reid_options or {}))
   names = ("code", "label")
   q = load(query, names, flag="--query", protocol=protocol)
   g = load(gallery, names, flag="--gallery", protocol=protocol)
@@ -111,6 +116,10 @@ def _evaluate(positional: list[str]) -> None:
     ks = tuple(int(k) for k in _KS.value)
   except ValueError:
     raise InputError(f"--ks must be comma-separated integers such as 1,2,4; got {','.join(_KS.value)!r}") from None
+  try:
+    fprs = tuple(float(f) for f in _FPRS.value)
+  except ValueError:
+    raise InputError(f"--fprs must be comma-separated rates such as 1e-4,1e-3; got {','.join(_FPRS.value)!r}") from None
   if (_RERANK.value or _QUERY_EXPANSION.value) and protocol != "reid":
     raise InputError(f"--rerank / --query_expansion with --protocol {protocol}: they are offered for reid")
   use_every_cpu_core()
@@ -119,7 +128,7 @@ def _evaluate(positional: list[str]) -> None:
       "rerank": rerank.Settings(_RERANK_K1.value, _RERANK_K2.value, _RERANK_LAMBDA.value) if _RERANK.value else None,
       "query_expansion": query_expansion.Settings(_QE_K.value, _QE_ALPHA.value) if _QUERY_EXPANSION.value else None}
   try:
-    metrics = evaluate(protocol, query, gallery, ks, _TOPK.value, _METRIC.value, _NMI.value, reid_options)
+    metrics = evaluate(protocol, query, gallery, ks, _TOPK.value, _METRIC.value, _NMI.value, reid_options, fprs)
   except InputError:
     raise
   except ValueError as e:  # arrays the metrics cannot score: say which files

@@ -132,7 +132,8 @@ class RetrievalEvaluator:
       gallery = self.embed(self.gallery, params, method_state, attributes=False)
     config = self.embed.config
     metrics = eval_lib.retrieval_metrics(query["embedding"], query["label"], gallery["embedding"], gallery["label"],
-                                         ks=tuple(config.eval.ks), metric=config.eval.metric, mesh=self.embed.mesh)
+                                         ks=tuple(config.eval.ks), metric=config.eval.metric, mesh=self.embed.mesh,
+                                         fprs=tuple(config.eval.fprs))
     return {**metrics, **self.embed.attribute_metrics(query, self.source)}
 
 
@@ -162,7 +163,7 @@ class ReidEvaluator:
       query_expansion = query_expansion_lib.Settings(settings.query_expansion_k, settings.query_expansion_alpha)
     metrics = eval_lib.reid_metrics(q["embedding"], q["label"], q["camera"], g["embedding"], g["label"],
                                     g["camera"], metric=settings.metric, mesh=self.embed.mesh, rerank=rerank,
-                                    query_expansion=query_expansion)
+                                    query_expansion=query_expansion, fprs=tuple(settings.fprs))
     return {**metrics, **attribute_metrics}
 
 

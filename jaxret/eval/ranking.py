@@ -72,9 +72,43 @@ def ranking_stats(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarr
     pair_fields: (query arrays `[Q, ...]`, gallery arrays) that change how a pair scores
       (`pairwise.prepared_scores`: re-ranking's, `rerank.pair_fields`).
   """
-  pairwise.check_metric(metric)
   if method not in METHODS:
     raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+  queries, gallery_arrays = pair_arrays(query, query_labels, gallery, gallery_labels, metric=metric,
+                                        exclude_same=exclude_same, gallery_valid=gallery_valid,
+                                        pair_fields=pair_fields)
+  query_labels, gallery_labels = queries["labels"], gallery_arrays["labels"]
+  num_gallery = len(gallery_arrays["x"])
+  if topk is not None and (not isinstance(topk, (int, np.integer)) or topk < 1):
+    raise ValueError(f"topk must be a positive integer or None; got {topk!r}.")
+  if query_block is None:
+    query_block = max(8, _CHUNK_ELEMENTS // num_gallery)
+  chunk = query_sharding.chunk_size(len(queries["x"]), query_block)
+  topk = None if topk is None else int(topk)
+  if method == "auto":
+    method = "relevant_ranks" if query_labels.ndim == 1 else "full_sort"
+  if method == "full_sort":
+    kernel = _RankingStats(metric=metric, topk=topk)
+    return query_sharding.map_query_chunks(kernel, queries, gallery_arrays, chunk=chunk, mesh=mesh)
+  if query_labels.ndim != 1:
+    raise ValueError(f"method 'relevant_ranks' needs class-id labels [N]; got multi-hot labels of "
+                     f"shape {query_labels.shape} (use method 'full_sort' or 'auto').")
+  del queries["labels"], gallery_arrays["labels"]
+  gallery_arrays["members"], queries["member_row"] = relevant_ranks.class_members(query_labels, gallery_labels)
+  out = query_sharding.map_query_chunks(relevant_ranks.RelevantRanks(metric=metric), queries,
+                                        gallery_arrays, chunk=chunk, mesh=mesh)
+  return stats_from_ranks(out["ranks"], out["num_relevant"], topk=topk)
+
+
+def pair_arrays(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarray | None = None,
+                gallery_labels: np.ndarray | None = None, *, metric: str = "cosine",
+                exclude_same: tuple[np.ndarray, np.ndarray] | None = None,
+                gallery_valid: np.ndarray | None = None,
+                pair_fields: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
+                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+  """(query arrays, gallery arrays) of the pairs `ranking_stats` ranks (arguments as there),
+  checked: "x", "labels", optional "keys" and pair fields; the gallery's also "valid"."""
+  pairwise.check_metric(metric)
   query = inputs.vectors("query", query, metric)
   query_labels = inputs.labels("query_labels", query_labels, n=len(query), multi_hot=True)
   if (gallery is None) != (gallery_labels is None):
@@ -91,8 +125,6 @@ def ranking_stats(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarr
   if query_labels.shape[1:] != gallery_labels.shape[1:]:
     raise ValueError(f"query_labels and gallery_labels must both be class ids or both multi-hot "
                      f"with the same L; got shapes {query_labels.shape} and {gallery_labels.shape}.")
-  if topk is not None and (not isinstance(topk, (int, np.integer)) or topk < 1):
-    raise ValueError(f"topk must be a positive integer or None; got {topk!r}.")
   num_gallery = len(gallery)
   if num_gallery == 0:
     raise ValueError("the gallery is empty: expected at least one gallery item to rank (a re-ID split "
@@ -105,23 +137,7 @@ def ranking_stats(query: np.ndarray, query_labels: np.ndarray, gallery: np.ndarr
         "exclude_same", exclude_same, num_query=len(query), num_gallery=num_gallery)
   if pair_fields is not None:
     queries, gallery_arrays = {**queries, **pair_fields[0]}, {**gallery_arrays, **pair_fields[1]}
-  if query_block is None:
-    query_block = max(8, _CHUNK_ELEMENTS // num_gallery)
-  chunk = query_sharding.chunk_size(len(query), query_block)
-  topk = None if topk is None else int(topk)
-  if method == "auto":
-    method = "relevant_ranks" if query_labels.ndim == 1 else "full_sort"
-  if method == "full_sort":
-    kernel = _RankingStats(metric=metric, topk=topk)
-    return query_sharding.map_query_chunks(kernel, queries, gallery_arrays, chunk=chunk, mesh=mesh)
-  if query_labels.ndim != 1:
-    raise ValueError(f"method 'relevant_ranks' needs class-id labels [N]; got multi-hot labels of "
-                     f"shape {query_labels.shape} (use method 'full_sort' or 'auto').")
-  del queries["labels"], gallery_arrays["labels"]
-  gallery_arrays["members"], queries["member_row"] = relevant_ranks.class_members(query_labels, gallery_labels)
-  out = query_sharding.map_query_chunks(relevant_ranks.RelevantRanks(metric=metric), queries,
-                                        gallery_arrays, chunk=chunk, mesh=mesh)
-  return stats_from_ranks(out["ranks"], out["num_relevant"], topk=topk)
+  return queries, gallery_arrays
 
 
 def stats_from_ranks(ranks: np.ndarray, num_relevant: np.ndarray, *,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from jax.sharding import Mesh
 
-from jaxret.eval import inputs, query_expansion as query_expansion_lib, ranking, rerank as rerank_lib
+from jaxret.eval import inputs, query_expansion as query_expansion_lib, ranking, rerank as rerank_lib, verification
 
 CMC_RANKS: tuple[int, ...] = (1, 5, 10, 20)
 
@@ -34,7 +34,8 @@ def reid_metrics(query_emb: np.ndarray, query_ids: np.ndarray, query_cams: np.nd
                  gallery_emb: np.ndarray, gallery_ids: np.ndarray, gallery_cams: np.ndarray, *,
                  metric: str = "euclidean", query_block: int | None = None,
                  mesh: Mesh | None = None, rerank: rerank_lib.Settings | None = None,
-                 query_expansion: query_expansion_lib.Settings | None = None) -> dict[str, float]:
+                 query_expansion: query_expansion_lib.Settings | None = None,
+                 fprs: tuple[float, ...] = ()) -> dict[str, float]:
   """Re-ID metrics (see the module docstring for exact definitions).
 
   Args:
@@ -45,6 +46,8 @@ def reid_metrics(query_emb: np.ndarray, query_ids: np.ndarray, query_cams: np.nd
     mesh: mesh with axis "data" over which queries are sharded (default: all devices).
     rerank: k-reciprocal re-ranking's (k1, k2, lambda), or None.
     query_expansion: average query expansion's (k, alpha, times), or None.
+    fprs: also report TPR at these false positive rates over the pairs ranked
+      (`jaxret.eval.verification`: "tpr@fpr=1e-04", ...).
 
   Returns:
     {"rank1", "rank5", "rank10", "rank20", "map", "minp", "skipped_queries"}; metrics over no
@@ -67,10 +70,10 @@ def reid_metrics(query_emb: np.ndarray, query_ids: np.ndarray, query_cams: np.nd
     pair_fields = rerank_lib.pair_fields(query_emb, gallery_emb, metric=metric, k1=rerank.k1, k2=rerank.k2,
                                          lam=rerank.lam, mesh=mesh)
     query_block = query_block or rerank_lib.query_block(len(gallery_emb), pair_fields[0]["rerank_index"].shape[1])
-  stats = ranking.ranking_stats(
-      query_emb, query_ids, gallery_emb, gallery_ids, metric=metric,
-      exclude_same=(np.stack([query_ids, query_cams], 1), np.stack([gallery_ids, gallery_cams], 1)),
-      gallery_valid=gallery_ids != -1, query_block=query_block, mesh=mesh, pair_fields=pair_fields)
+  same = (np.stack([query_ids, query_cams], 1), np.stack([gallery_ids, gallery_cams], 1))
+  pairs = dict(metric=metric, exclude_same=same, gallery_valid=gallery_ids != -1, pair_fields=pair_fields)
+  stats = ranking.ranking_stats(query_emb, query_ids, gallery_emb, gallery_ids, query_block=query_block, mesh=mesh,
+                                **pairs)
   counted = stats["num_relevant"] > 0
   first = stats["first_rank"][counted]
   r = stats["num_relevant"][counted].astype(np.float64)
@@ -78,5 +81,8 @@ def reid_metrics(query_emb: np.ndarray, query_ids: np.ndarray, query_cams: np.nd
   metrics["map"] = ranking.query_mean(stats["ap_sum"][counted] / r)
   metrics["minp"] = ranking.query_mean(r / stats["last_rank"][counted])
   metrics["skipped_queries"] = int(np.sum(~counted))
+  if fprs:
+    arrays = ranking.pair_arrays(query_emb, query_ids, gallery_emb, gallery_ids, **pairs)
+    metrics.update(verification.tpr_at_fpr(*arrays, metric=metric, fprs=fprs, query_block=query_block, mesh=mesh))
   return metrics
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 from jax.sharding import Mesh
 
-from jaxret.eval import inputs, knn, ranking
+from jaxret.eval import inputs, knn, ranking, verification
 
 
 def retrieval_metrics(query_emb: np.ndarray, query_labels: np.ndarray,
@@ -36,7 +36,7 @@ def retrieval_metrics(query_emb: np.ndarray, query_labels: np.ndarray,
                       *, ks: Sequence[int] = (1, 2, 4, 8, 16, 32), metric: str = "cosine",
                       with_nmi: bool = True, full_ranking: bool = True, block_size: int = 4096,
                       query_block: int | None = None, seed: int = 0,
-                      mesh: Mesh | None = None) -> dict[str, float]:
+                      mesh: Mesh | None = None, fprs: tuple[float, ...] = ()) -> dict[str, float]:
   """Retrieval metrics (see the module docstring for exact definitions).
 
   Args:
@@ -53,6 +53,8 @@ def retrieval_metrics(query_emb: np.ndarray, query_labels: np.ndarray,
     query_block: queries per kernel call (default: chosen by the kernel used).
     seed: k-means seed.
     mesh: mesh with axis "data" over which queries are sharded (default: all devices).
+    fprs: also report TPR at these false positive rates over all (query, gallery item) pairs
+      (`jaxret.eval.verification`: "tpr@fpr=1e-04", ...).
 
   Returns:
     {"recall@K": ..., "precision@1", "r_precision", "map@r", "map", "nmi", "skipped_queries"};
@@ -94,6 +96,10 @@ def retrieval_metrics(query_emb: np.ndarray, query_labels: np.ndarray,
   if with_nmi:
     metrics["nmi"] = nmi(query_emb, query_labels, normalize=metric == "cosine", seed=seed)
   metrics["skipped_queries"] = int(np.sum(~counted))
+  if fprs:
+    metrics.update(verification.tpr_at_fpr(
+        *ranking.pair_arrays(query_emb, query_labels, gallery_emb, gallery_labels, metric=metric), metric=metric,
+        fprs=fprs, query_block=query_block, mesh=mesh))
   return metrics
 
 
