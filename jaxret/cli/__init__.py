@@ -8,6 +8,7 @@ checkout as `python -m launch.NAME`:
   jaxret-search           the nearest images of an index to query images
   jaxret-evaluate-arrays  score saved embeddings or hash codes under a protocol
   jaxret-plot-curves      a run's training curves as a PNG
+  jaxret-export           a run's embedding as serialised StableHLO, served without jaxret's model code
 
 All take absl flags (`--name=value` or `--name value`, `--[no]name` for booleans, underscores in
 names) and report a user's mistake as one `error:` line with exit status 2 (`command.run`).

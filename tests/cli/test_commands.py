@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-COMMANDS = ("train", "prepare_data", "convert_weights", "embed", "search", "evaluate_arrays", "plot_curves")
+COMMANDS = ("train", "prepare_data", "convert_weights", "embed", "search", "evaluate_arrays", "plot_curves",
+            "export")
 
 
 @pytest.mark.parametrize("name", COMMANDS)
