@@ -14,7 +14,8 @@ import numpy as np
 from jaxret import saved_run
 from jaxret.data import datasets
 from jaxret.eval import evaluator
-from jaxret.training import loop
+from jaxret.training import config as config_lib, loop
+from jaxret.user_errors import InputError
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dict[str, float]:
@@ -29,15 +30,21 @@ def restore(workdir: str, checkpoint: str = "best") -> saved_run.SavedRun:
   return saved_run.restore(workdir, checkpoint)
 
 
-def evaluate(run: saved_run.SavedRun, split: str = "test", *, protocol: str = "",
-             metric: str = "") -> dict[str, float]:
+def evaluate(run: saved_run.SavedRun, split: str = "test", *, protocol: str = "", metric: str = "",
+             **eval_settings) -> dict[str, float]:
   """`run`'s model scored on `split` ("test" or "val") of its dataset, under its own
-  `config.eval.protocol` and `eval.metric` or the given `protocol` ("retrieval", "reid",
-  "hashing", "classification") and `metric` ("cosine", "euclidean")."""
+  `config.eval` or the given `protocol` ("retrieval", "reid", "hashing", "classification"),
+  `metric` ("cosine", "euclidean") and other `config.eval` keys (`rerank=True`,
+  `query_expansion=True`, `fprs=(1e-3,)`, ...)."""
   config = ml_collections.ConfigDict(run.config.to_dict())
   config.eval.protocol = protocol or config.eval.protocol
   config.eval.metric = metric or config.eval.metric
+  unknown = sorted(set(eval_settings) - set(config.eval))
+  if unknown:
+    raise InputError(f"evaluate: {unknown} are not config.eval keys; expected some of {sorted(config.eval)}")
+  config.eval.update(eval_settings)
   config.lock()
+  config_lib.validate_evaluation(config)
   data = datasets.load(config)
   queries, gallery = {"test": (data.test, data.test_gallery), "val": (data.val, data.val_gallery)}.get(split, (None,) * 2)
   if queries is None:

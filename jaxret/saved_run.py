@@ -18,7 +18,7 @@ import orbax.checkpoint as ocp
 
 from jaxret import mesh as mesh_lib, methods
 from jaxret.data import pipeline
-from jaxret.training import optimizer, state as state_lib
+from jaxret.training import config as config_lib, optimizer, state as state_lib
 from jaxret.user_errors import InputError
 
 CONFIG_FILE = "config.json"
@@ -43,7 +43,8 @@ def _tuples(value: Any) -> Any:
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The locked config saved in `<workdir>/config.json`; ValueError naming the path when absent."""
+  """The locked config saved in `<workdir>/config.json` (keys added to `base_config` since, at their
+  defaults); ValueError naming the path when absent."""
   if not os.path.isdir(workdir):
     raise InputError(f"workdir {workdir!r} does not exist: expected the --workdir of a training run")
   path = os.path.join(workdir, CONFIG_FILE)
@@ -55,9 +56,21 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
       values = json.load(f)
     except json.JSONDecodeError as e:
       raise InputError(f"{path} is not valid JSON: {e}") from None
-  config = ml_collections.ConfigDict(_tuples(values))
+  config = ml_collections.ConfigDict(_with_defaults(_tuples(values), config_lib.base_config().to_dict()))
   config.lock()
   return config
+
+
+def _with_defaults(values: dict, defaults: dict) -> dict:
+  """`values` with the keys of `defaults` it lacks (settings added since the run was saved, at
+  their defaults), recursively."""
+  out = dict(values)
+  for key, default in defaults.items():
+    if key not in out:
+      out[key] = default
+    elif isinstance(out[key], dict) and isinstance(default, dict):
+      out[key] = _with_defaults(out[key], default)
+  return out
 
 
 def fingerprint(config: ml_collections.ConfigDict) -> str:

@@ -20,6 +20,12 @@ def test_train_restore_evaluate_and_embed(tmp_path):
   assert jaxret.evaluate(run, split="val")["recall@1"] == pytest.approx(val["recall@1"])
   reid = jaxret.evaluate(run, protocol="reid", metric="euclidean")
   assert {"rank1", "map", "minp"} <= set(reid)
+  reranked = jaxret.evaluate(run, protocol="reid", metric="euclidean", rerank=True, rerank_k1=5, rerank_k2=2)
+  assert set(reranked) == set(reid) and reranked != reid
+  with pytest.raises(ValueError, match=r"\['rerrank'\] are not config.eval keys"):
+    jaxret.evaluate(run, protocol="reid", rerrank=True)
+  with pytest.raises(ValueError, match="offered for the reid protocol"):
+    jaxret.evaluate(run, rerank=True)
   with pytest.raises(ValueError, match="split='train': expected 'test' or 'val'"):
     jaxret.evaluate(run, split="train")
 

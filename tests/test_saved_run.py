@@ -3,6 +3,7 @@
 (Restoring a trained run's model is tested end to end in tests/launch/test_embed_search.py.)
 """
 import importlib
+import json
 
 import pytest
 
@@ -36,3 +37,13 @@ def test_unreadable_config_names_the_file(tmp_path):
   (tmp_path / "config.json").write_text("{not json")
   with pytest.raises(ValueError, match=r"config.json is not valid JSON"):
     saved_run.load_config(str(tmp_path))
+
+
+def test_a_config_saved_before_a_setting_existed_reads_back_with_its_default(tmp_path):
+  config = importlib.import_module("configs.midattr").get_config()
+  saved = json.loads(config.to_json())
+  del saved["eval"]["fprs"], saved["eval"]["rerank"]  # as a run saved before these settings were added
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  loaded = saved_run.load_config(str(tmp_path))
+  assert loaded.eval.fprs == config.eval.fprs and loaded.eval.rerank is False
+  assert loaded.to_dict() == config.to_dict()

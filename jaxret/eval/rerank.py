@@ -108,10 +108,8 @@ class _Expansions:
     members = jnp.sort(members, axis=1)
     unique = (members < num) & (members != jnp.pad(members[:, :-1], ((0, 0), (1, 0)), constant_values=-1))
     index = jnp.where(unique, members, num)
-    others = {"x": g["x"][jnp.minimum(index, num - 1)], "sq_norm": g["sq_norm"][jnp.minimum(index, num - 1)]}
-    row_scores = jax.vmap(lambda x, n2, o: pairwise.prepared_scores({"x": x[None], "sq_norm": n2[None]}, o,
-                                                                    self.metric)[0])
-    d = pairwise.squared_distances(row_scores(q["x"], q["sq_norm"], others), self.metric) / q["scale"][:, None]
+    scores = jnp.take_along_axis(pairwise.prepared_scores(q, g, self.metric), jnp.minimum(index, num - 1), axis=1)
+    d = pairwise.squared_distances(scores, self.metric) / q["scale"][:, None]
     weight = jnp.where(unique, jnp.exp(-d), 0.0)
     return {"index": index, "weight": weight / jnp.sum(weight, axis=1, keepdims=True)}
 

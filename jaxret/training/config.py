@@ -144,6 +144,20 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
       raise InputError(f"config.state_update_every={config.state_update_every}: expected "
                        f"{images} / config.batch_size={config.batch_size} (one outer iteration of "
                        f"config.data.subset_epochs x subset_size images)")
+  validate_evaluation(config)
+  names = protocols.metric_names(config)
+  if config.eval.selection_metric and config.eval.selection_metric not in names:
+    raise InputError(f"config.eval.selection_metric={config.eval.selection_metric!r}: expected one of "
+                     f"the {config.eval.protocol} metrics {names}")
+  for key, value in (("batch_size", config.batch_size), ("eval.batch_size", config.eval.batch_size)):
+    if value % num_devices:
+      raise InputError(
+          f"config.{key}={value} is not divisible by the {num_devices} devices: "
+          f"expected a multiple of {num_devices}")
+
+
+def validate_evaluation(config: ml_collections.ConfigDict) -> None:
+  """The `config.eval` checks of `validate` (all but the selection metric's)."""
   protocols.get_protocol(config)
   if config.eval.metric not in ("cosine", "euclidean"):
     raise InputError(f"config.eval.metric={config.eval.metric!r}: expected 'cosine' or 'euclidean'")
@@ -154,15 +168,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
     raise InputError(f"config.eval.rerank={config.eval.rerank}, query_expansion={config.eval.query_expansion} "
                      f"with config.eval.protocol={config.eval.protocol!r}: re-ranking and query expansion are "
                      "offered for the reid protocol")
-  names = protocols.metric_names(config)
-  if config.eval.selection_metric and config.eval.selection_metric not in names:
-    raise InputError(f"config.eval.selection_metric={config.eval.selection_metric!r}: expected one of "
-                     f"the {config.eval.protocol} metrics {names}")
-  for key, value in (("batch_size", config.batch_size), ("eval.batch_size", config.eval.batch_size)):
-    if value % num_devices:
-      raise InputError(
-          f"config.{key}={value} is not divisible by the {num_devices} devices: "
-          f"expected a multiple of {num_devices}")
+  if any(not 0.0 < f <= 1.0 for f in config.eval.fprs):
+    raise InputError(f"config.eval.fprs={tuple(config.eval.fprs)}: expected false positive rates in (0, 1]")
 
 
 def parse_arg(arg: str, config_file: str, **defaults: str) -> dict[str, str]:
