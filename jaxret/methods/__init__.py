@@ -27,6 +27,8 @@ Optional:
 - `after_pretrained_backbone(params, method_state, config) -> (params, method_state)`: run once
   after `config.init_weights` filled the backbone (MidAttr copies its last stage into the part
   branch).
+- `make_model(config) -> flax.linen.Module`: the method's model, for tools that read its raw
+  outputs (`jaxret.viz.attention`'s figures of attention maps, crop boxes and views).
 
 Adding a method: a module `jaxret/methods/NAME.py` ending in `METHOD = Method("NAME", ...)` and a
 config `configs/NAME.py` setting `config.method = "NAME"` (README "Add a method").
@@ -55,6 +57,7 @@ class Method:
   attribute_fn: Callable | None = None
   predicts_attributes: Callable[[ml_collections.ConfigDict], bool] | None = None
   after_pretrained_backbone: Callable | None = None
+  make_model: Callable | None = None
 
   def attribute_fn_for(self, config: ml_collections.ConfigDict) -> Callable | None:
     """`attribute_fn` when this config predicts attributes, else None."""

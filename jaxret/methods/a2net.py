@@ -321,4 +321,4 @@ def images_with_bit_on(relaxed: np.ndarray, bit: int, limit: int | None = None) 
 
 
 METHOD = Method("a2net", init_state=init_state, loss_fn=loss_fn, embed_fn=embed_fn, update_state=update_state,
-                database_codes=database_codes)
+                database_codes=database_codes, make_model=make_model)

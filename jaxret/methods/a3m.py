@@ -359,4 +359,5 @@ embed_fn = flax_model.eval_output(make_model, "embedding")  # [B, D]
 classify_fn = flax_model.eval_output(make_model, "logits")  # [B, num_classes]: L_add's classifier (Eqs. 9-10)
 attribute_fn = flax_model.predicted_attributes(make_model)  # [B, K]; latent attributes have no values
 METHOD = Method("a3m", init_state=init_state, loss_fn=loss_fn, embed_fn=embed_fn, classify_fn=classify_fn,
-                attribute_fn=attribute_fn, predicts_attributes=lambda config: config.a3m.use_attribute_labels)
+                attribute_fn=attribute_fn, predicts_attributes=lambda config: config.a3m.use_attribute_labels,
+                make_model=make_model)

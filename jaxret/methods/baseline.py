@@ -56,4 +56,5 @@ def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collec
 init_state = flax_model.init_state(make_model)
 embed_fn = flax_model.eval_output(make_model, "embedding")  # [B, D]
 classify_fn = flax_model.eval_output(make_model, "logits")  # [B, num_classes]
-METHOD = Method("baseline", init_state=init_state, loss_fn=loss_fn, embed_fn=embed_fn, classify_fn=classify_fn)
+METHOD = Method("baseline", init_state=init_state, loss_fn=loss_fn, embed_fn=embed_fn, classify_fn=classify_fn,
+                make_model=make_model)

@@ -307,4 +307,4 @@ def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collec
 init_state = flax_model.init_state(make_model)
 embed_fn = flax_model.eval_output(make_model, "embedding")  # the concatenated unit learners [B, I J d]
 METHOD = Method("deml", init_state=init_state, loss_fn=loss_fn, embed_fn=embed_fn,
-                after_pretrained_backbone=after_pretrained_backbone)
+                after_pretrained_backbone=after_pretrained_backbone, make_model=make_model)

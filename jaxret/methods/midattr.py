@@ -268,4 +268,4 @@ embed_fn = flax_model.eval_output(make_model, "embedding")  # the test descripto
 attribute_fn = flax_model.predicted_attributes(make_model)  # [B, K], with attribute heads
 METHOD = Method("midattr", init_state=init_state, loss_fn=loss_fn, embed_fn=embed_fn, attribute_fn=attribute_fn,
                 predicts_attributes=lambda config: config.midattr.attribute_layer != "none",
-                after_pretrained_backbone=after_pretrained_backbone)
+                after_pretrained_backbone=after_pretrained_backbone, make_model=make_model)

@@ -222,4 +222,4 @@ def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collec
 # E_R [B, D] (eval mode, the images' statistics): the retrieval module alone, as the baseline.
 embed_fn = flax_model.eval_output(make_model, "embedding")
 METHOD = Method("vapnet", init_state=init_state, loss_fn=loss_fn, embed_fn=embed_fn,
-                after_pretrained_backbone=after_pretrained_backbone)
+                after_pretrained_backbone=after_pretrained_backbone, make_model=make_model)
