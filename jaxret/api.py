@@ -18,10 +18,12 @@ from jaxret.training import config as config_lib, loop
 from jaxret.user_errors import InputError
 
 
-def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dict[str, float]:
-  """Trains `config.method` on `config.dataset` in `workdir` (resuming from its last checkpoint)
-  -> the test metrics of the model chosen on validation (`jaxret.training.loop.train`)."""
-  return loop.train(config, workdir, devices=devices)
+def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None,
+          start_over: bool = False) -> dict[str, float]:
+  """Trains `config.method` on `config.dataset` in `workdir` (resuming from its last checkpoint;
+  `start_over` deletes the run there first) -> the test metrics of the model chosen on validation
+  (`jaxret.training.loop.train`)."""
+  return loop.train(config, workdir, devices=devices, start_over=start_over)
 
 
 def restore(workdir: str, checkpoint: str = "best") -> saved_run.SavedRun:

@@ -28,6 +28,9 @@ _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of pr
                                    flag_values=FLAGS)
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-host).", flag_values=FLAGS)
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-host).", flag_values=FLAGS)
+_START_OVER = flags.DEFINE_bool("start_over", False, "Delete the run in --workdir (checkpoints, best model) and "
+                                "train anew; without it, a workdir holding a run of another config is refused.",
+                                flag_values=FLAGS)
 flags.mark_flags_as_required(["config", "workdir"], flag_values=FLAGS)
 
 
@@ -39,7 +42,7 @@ def _train(positional: list[str]) -> None:
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   from jaxret.training import loop  # pylint: disable=import-outside-toplevel  (after initialize: JAX backends)
   import jax  # pylint: disable=import-outside-toplevel
-  results = loop.train(_CONFIG.value, _WORKDIR.value)
+  results = loop.train(_CONFIG.value, _WORKDIR.value, start_over=_START_OVER.value)
   if jax.process_index() == 0 and results:
     print(json.dumps({"split": "test", **results}))
 

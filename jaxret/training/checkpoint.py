@@ -3,13 +3,19 @@
 A checkpoint at step N holds the state after N updates and the iterator positioned at the
 batch of update N + 1, so a resumed run continues exactly.
 """
+import logging
 import os
+import shutil
 
 import grain
 import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 from jaxret.training.state import TrainState
+from jaxret.user_errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def make_manager(workdir: str, keep: int) -> ocp.CheckpointManager:
@@ -27,15 +33,48 @@ def save(manager: ocp.CheckpointManager, state: TrainState, data_iterator: grain
 
 def restore_latest(manager: ocp.CheckpointManager, state: TrainState,
                    data_iterator: grain.DatasetIterator) -> TrainState | None:
-  """Restores the newest checkpoint into `state`'s shapes and shardings and moves
-  `data_iterator` to its position; None when there is none."""
-  step = manager.latest_step()
-  if step is None:
-    return None
+  """Restores the newest readable checkpoint into `state`'s shapes and shardings and moves
+  `data_iterator` to its position; None when there is none.
+
+  A checkpoint that cannot be read (a file truncated or deleted) is logged with the reason and the
+  one before it is tried; once one is read, the unreadable newer ones are moved to
+  `<workdir>/checkpoints_unreadable/<step>` (kept, out of the way of the steps the run saves
+  again). When none is readable the start stops (InputError naming each and why) and moves
+  nothing: a rerun (a requeued job) stops again rather than training from scratch over them."""
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract), data=grain.checkpoint.CheckpointRestore(data_iterator)))
-  return restored["state"]
+  unreadable = {}
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract), data=grain.checkpoint.CheckpointRestore(data_iterator)))
+    except Exception as error:  # pylint: disable=broad-except  (any unreadable file: reported, then the previous)
+      unreadable[step] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+      log.warning("checkpoint %s is unreadable (%s); trying the one before it", _path(manager, step), unreadable[step])
+      continue
+    if unreadable:
+      _set_aside(manager, sorted(unreadable))
+    return restored["state"]
+  if unreadable:
+    listed = "; ".join(f"{_path(manager, step)} ({reason})" for step, reason in unreadable.items())
+    raise InputError(f"no readable checkpoint: {listed}. Move them away (or pass --start_over) to train from "
+                     "scratch, or use another --workdir")
+  return None
+
+
+def _path(manager: ocp.CheckpointManager, step: int) -> str:
+  return os.path.join(str(manager.directory), str(step))
+
+
+def _set_aside(manager: ocp.CheckpointManager, steps: list[int]) -> None:
+  """Moves checkpoints `steps` to `<workdir>/checkpoints_unreadable/` (process 0; all wait)."""
+  if jax.process_index() == 0:
+    folder = os.path.join(os.path.dirname(str(manager.directory).rstrip("/")), "checkpoints_unreadable")
+    for step in steps:
+      target = os.path.join(folder, str(step))
+      shutil.rmtree(target, ignore_errors=True)
+      shutil.move(_path(manager, step), target)
+  multihost_utils.sync_global_devices("jaxret_checkpoints_set_aside")
+  manager.reload()
 
 
 def make_best_manager(workdir: str, metric: str) -> ocp.CheckpointManager:

@@ -8,6 +8,7 @@ import signal
 
 import jax
 import ml_collections
+from jax.experimental import multihost_utils
 
 from jaxret import methods, protocols
 from jaxret.data import datasets, decoded, device_augment, pipeline
@@ -16,7 +17,7 @@ from jaxret.progress import Progress
 from jaxret import mesh as mesh_lib
 from jaxret.training import checkpoint, config as config_lib, optimizer, step as step_lib
 from jaxret import saved_run
-from jaxret.training import profiling, state as state_lib
+from jaxret.training import profiling, same_run, state as state_lib
 from jaxret.training.device_prefetch import DevicePrefetch
 from jaxret.training.metrics_writer import MetricsWriter
 from jaxret.training.throughput import Throughput
@@ -75,8 +76,10 @@ def with_dataset_info(config: ml_collections.ConfigDict, data: datasets.DatasetS
   return config
 
 
-def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dict[str, float]:
-  """Trains `config.method` on `config.dataset`, resuming from `workdir` if it holds a checkpoint.
+def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None,
+          start_over: bool = False) -> dict[str, float]:
+  """Trains `config.method` on `config.dataset`, resuming from `workdir` if it holds a checkpoint
+  of the same run (another config is refused: `same_run`); `start_over` deletes that run first.
 
   Returns the final test-split metrics (also written to `<workdir>/metrics.jsonl`).
   """
@@ -85,6 +88,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> d
   method = methods.get_method(config.method)
   data = datasets.load(config)
   config = with_dataset_info(config, data)
+  if start_over and jax.process_index() == 0:
+    same_run.start_over(workdir)
+  if start_over:
+    multihost_utils.sync_global_devices("jaxret_start_over")
+  same_run.check_same_run(workdir, config)
   if jax.process_index() == 0:
     saved_run.save_config(workdir, config)  # what tools (launch/embed.py) rebuild the model from
 

@@ -1,0 +1,119 @@
+"""Faults a run meets (issue 25): a kill during a checkpoint write, a damaged checkpoint, a workdir
+holding a run of another config."""
+import logging
+import os
+import shutil
+import signal
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from jaxret.training import loop
+from jaxret.user_errors import InputError
+from tests.training.conftest import final_state, launch, read_metrics, tiny_config
+
+pytestmark = pytest.mark.usefixtures("compilation_cache")
+
+RUN = {"total_steps": 8, "checkpoint_every": 2, "keep_checkpoints": 4}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, compilation_cache):  # pylint: disable=unused-argument
+  """A run of 8 steps with checkpoints at steps 2, 4, 6 and 8."""
+  workdir = str(tmp_path_factory.mktemp("finished"))
+  loop.train(tiny_config(**RUN), workdir)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4", "6", "8"]
+  return workdir
+
+
+def _damage(workdir, step, how):
+  """Truncates the largest file of checkpoint `step`'s train state, or deletes it."""
+  folder = os.path.join(workdir, "checkpoints", str(step), "state")
+  files = [os.path.join(root, name) for root, _, names in os.walk(folder) for name in names]
+  largest = max(files, key=os.path.getsize)
+  if how == "truncate":
+    with open(largest, "r+b") as f:
+      f.truncate(os.path.getsize(largest) // 2)
+  else:
+    os.remove(largest)
+
+
+def test_a_damaged_latest_checkpoint_is_named_and_the_one_before_it_resumes(finished, tmp_path, caplog):
+  workdir = str(tmp_path / "damaged")
+  shutil.copytree(finished, workdir)
+  _damage(workdir, 8, "truncate")
+  _damage(workdir, 6, "delete")
+  with caplog.at_level(logging.INFO, logger="jaxret"):
+    loop.train(tiny_config(**RUN), workdir)
+  unreadable = [r.getMessage() for r in caplog.records if "is unreadable" in r.getMessage()]
+  assert len(unreadable) == 2 and "checkpoints/8 is unreadable" in unreadable[0], unreadable
+  assert "checkpoints/6 is unreadable" in unreadable[1]
+  assert any("restored from step 4" in r.getMessage() for r in caplog.records)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints_unreadable"))) == ["6", "8"]  # kept, set aside
+  for a, b in zip(jax.tree.leaves(final_state(finished, 8)), jax.tree.leaves(final_state(workdir, 8))):
+    np.testing.assert_array_equal(a, b)  # resumed from step 4, the run ends where the uninterrupted one did
+  assert read_metrics(workdir, "train") == read_metrics(finished, "train")
+
+
+def test_when_no_checkpoint_is_readable_the_start_stops_naming_each(finished, tmp_path):
+  workdir = str(tmp_path / "all_damaged")
+  shutil.copytree(finished, workdir)
+  for step in (2, 4, 6, 8):
+    _damage(workdir, step, "truncate")
+  for _ in range(2):  # a rerun (a requeued job) stops again: never trains from scratch over them
+    with pytest.raises(InputError, match=r"no readable checkpoint: .*checkpoints/8 \(.*checkpoints/2 \("):
+      loop.train(tiny_config(**RUN), workdir)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4", "6", "8"]
+  assert read_metrics(workdir, "train") == read_metrics(finished, "train")
+
+
+def test_a_workdir_of_another_config_is_refused_unless_starting_over(finished, tmp_path):
+  workdir = str(tmp_path / "other")
+  shutil.copytree(finished, workdir)
+  for overrides, named in (({"data.synthetic_seed": 1}, r"data.synthetic_seed: 0 -> 1"),
+                           ({"backbone_width": 0.125}, r"backbone_width: 0.0625 -> 0.125"),
+                           ({"method": "deml"}, r"method: 'baseline' -> 'deml'")):
+    with pytest.raises(InputError, match=f"holds a run of another config .*{named}.*--start_over"):
+      loop.train(tiny_config(**{**RUN, **overrides}), workdir)
+  fresh = str(tmp_path / "fresh")
+  other = tiny_config(**{**RUN, "data.synthetic_seed": 1})
+  loop.train(other, fresh)
+  loop.train(other, workdir, start_over=True)
+  for a, b in zip(jax.tree.leaves(final_state(fresh, 8)), jax.tree.leaves(final_state(workdir, 8))):
+    np.testing.assert_array_equal(a, b)
+  assert read_metrics(workdir, "train") == read_metrics(fresh, "train")
+
+
+def test_a_longer_run_and_other_evaluation_settings_resume(finished, tmp_path, caplog):
+  workdir = str(tmp_path / "longer")
+  shutil.copytree(finished, workdir)
+  with caplog.at_level(logging.INFO, logger="jaxret"):
+    loop.train(tiny_config(**{**RUN, "total_steps": 10, "log_every": 2, "eval.fprs": (0.5,)}), workdir)
+  assert any("restored from step 8" in r.getMessage() for r in caplog.records)
+  assert [m["step"] for m in read_metrics(workdir, "train")][-2:] == [8, 10]
+
+
+def test_sigkill_while_a_checkpoint_is_written_resumes_from_the_last_complete_one(tmp_path, finished):
+  killed = str(tmp_path / "killed")
+  process = launch(killed, **{**RUN, "checkpoint_every": 1})
+  folder = os.path.join(killed, "checkpoints")
+  deadline = time.time() + 600
+  while time.time() < deadline:  # kill as soon as a checkpoint is being written after a complete one
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    complete = [n for n in names if n.isdigit() and os.path.exists(os.path.join(folder, n, "commit_success.txt"))]
+    writing = [n for n in names if "tmp" in n]
+    if complete and writing:
+      process.send_signal(signal.SIGKILL)
+      break
+    assert process.poll() is None, process.stdout.read()
+    time.sleep(0.001)
+  process.wait()
+  assert any("tmp" in n for n in os.listdir(folder)), "the kill came after the write finished"
+  resumed = launch(killed, **{**RUN, "checkpoint_every": 1})
+  output, _ = resumed.communicate(timeout=600)
+  assert resumed.returncode == 0, output
+  assert "is unreadable" not in output and "restored from step" in output
+  for a, b in zip(jax.tree.leaves(final_state(finished, 8)), jax.tree.leaves(final_state(killed, 8))):
+    np.testing.assert_array_equal(a, b)
