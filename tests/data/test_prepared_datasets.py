@@ -1,10 +1,13 @@
 """datasets.load on prepared datasets: each protocol's splits from tiny fixtures in the real layouts."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from configs import baseline
@@ -103,3 +106,27 @@ def test_prepare_data_command_prints_one_json_summary_line(tmp_path):
   assert json.loads(line) == {"dataset": "fashion_mnist", "skipped": 0, "splits": {
       "train": {"images": 10, "classes": 10, "cameras": 0, "attributes": 0, "skipped": 0},
       "test": {"images": 4, "classes": 4, "cameras": 0, "attributes": 0, "skipped": 0}}}
+
+
+def test_a_killed_preparation_is_never_read_as_complete_and_a_rerun_completes(tmp_path):
+  raw, data_dir = tmp_path / "raw", tmp_path / "tfds"
+  raw.mkdir()
+  _write_idx(raw, "train", np.arange(30000) % 10)  # a few seconds of work
+  _write_idx(raw, "t10k", np.arange(10))
+  command = [sys.executable, "-m", "launch.prepare_data", "--dataset", "fashion_mnist", "--manual_dir", str(raw),
+             "--data_dir", str(data_dir)]
+  process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)  # its image-checking workers die with it, as on a lost node
+  folder = data_dir / "jaxret_fashion_mnist"
+  deadline = time.time() + 300
+  while not (folder.is_dir() and any(p.name.startswith("incomplete.") and any(p.rglob("*array_record*"))
+                                     for p in folder.iterdir())):
+    assert process.poll() is None and time.time() < deadline, "the preparation ended before it could be killed"
+    time.sleep(0.05)
+  os.killpg(process.pid, signal.SIGKILL)
+  process.wait()
+  config = _config("fashion_mnist", data_dir, "retrieval", val_classes=2)
+  with pytest.raises(FileNotFoundError, match="python -m launch.prepare_data --dataset fashion_mnist"):
+    datasets.check_available(config)  # the half-written folder is not a prepared dataset
+  assert subprocess.run(command, cwd=REPO, capture_output=True, timeout=600).returncode == 0
+  assert len(datasets.load(config).train) > 0

@@ -117,3 +117,23 @@ def test_sigkill_while_a_checkpoint_is_written_resumes_from_the_last_complete_on
   assert "is unreadable" not in output and "restored from step" in output
   for a, b in zip(jax.tree.leaves(final_state(finished, 8)), jax.tree.leaves(final_state(killed, 8))):
     np.testing.assert_array_equal(a, b)
+
+
+def test_sigkill_during_the_final_evaluation_then_a_rerun_completes_the_same_run(tmp_path, finished):
+  killed = str(tmp_path / "killed_in_eval")
+  process = launch(killed, **RUN)
+  metrics, last = os.path.join(killed, "metrics.jsonl"), os.path.join(killed, "checkpoints", "8")
+  deadline = time.time() + 600
+  while time.time() < deadline:  # step 8 trained and logged, then evaluation runs before its checkpoint
+    if os.path.exists(metrics) and '"step": 8, "split": "train"' in open(metrics).read():
+      break
+    assert process.poll() is None, process.stdout.read()
+    time.sleep(0.001)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  assert not os.path.exists(last), "the kill came after the evaluation"
+  resumed = launch(killed, **RUN)
+  output, _ = resumed.communicate(timeout=600)
+  assert resumed.returncode == 0, output
+  for split in ("train", "val", "test"):
+    assert read_metrics(killed, split) == read_metrics(finished, split), split
