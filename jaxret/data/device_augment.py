@@ -31,7 +31,6 @@ import math
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 from jax.sharding import Sharding
 
 from jaxret.data import pipeline

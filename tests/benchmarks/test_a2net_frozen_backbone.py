@@ -53,7 +53,7 @@ def test_heads_on_the_cached_maps_give_embed_fn_of_the_images(tiny):
   sample = {"image": np.zeros((1, config.image_size, config.image_size, 3), np.float32)}
   state = state_lib.create(a2net.METHOD, config, tx, sample, mesh)  # the same seed: the backbone of the maps
   embedded = evaluator_lib.Embedder(a2net.METHOD, config, mesh)(data.test, state.params, state.method_state,
-                                                         attributes=False)
+                                                                attributes=False)
   on_maps = frozen.encode(config, state.params, state.method_state, maps["test"])
   np.testing.assert_allclose(on_maps, embedded["embedding"], atol=1e-5)
   lookup = {c: i for i, c in enumerate(data.train_classes)}
