@@ -10,9 +10,10 @@ accept the (K + 1)-th negative). This is the ROC of fast-reid's `evaluate_roc` a
 open-metric-learning (FNMR = 1 - TPR), read at an exact operating point rather than the ROC
 point nearest to f.
 
-Computed in two passes over query chunks: the positive pairs' scores (at most the largest class
-of the gallery per query) and the counts; then the K + 1 largest negative scores, kept in a
-running top-k across chunks, O(K + chunk x G) memory.
+Computed over query chunks: one pass for the positive pairs' scores (at most the largest class of
+the gallery per query) and the counts, then per rate two passes of a radix select that finds the
+(K + 1)-th largest negative score exactly from histograms of the scores' bits (`_negative_score_at`),
+O(chunk x G + 65,536) memory whatever K is.
 """
 from __future__ import annotations
 
@@ -61,12 +62,11 @@ def tpr_at_fpr(queries: dict[str, np.ndarray], gallery: dict[str, np.ndarray], *
     return {}
   if num_positive == 0 or num_negative == 0:
     return {metric_name(f): float("nan") for f in fprs}
-  cut = [math.floor(f * num_negative) for f in fprs]
-  largest = _largest_negatives(queries, gallery, metric, min(max(cut), num_negative - 1) + 1, chunk)
   positive = counts["positive_scores"][counts["positive_scores"] > -np.inf]
   out = {}
-  for f, k in zip(fprs, cut):
-    threshold = largest[k] if k < num_negative else -np.inf
+  for f in fprs:
+    k = math.floor(f * num_negative)
+    threshold = _negative_score_at(queries, gallery, metric, k + 1, chunk) if k < num_negative else -np.inf
     out[metric_name(f)] = float(np.sum(positive > threshold) / num_positive)
   return out
 
@@ -95,26 +95,52 @@ class _PositivePairs:
             "num_negative": jnp.sum(negative, axis=1)}
 
 
-def _largest_negatives(queries: dict[str, np.ndarray], gallery: dict[str, np.ndarray], metric: str, k: int,
-                       chunk: int) -> np.ndarray:
-  """The `k` largest negative-pair scores, descending, by a running top-k over query chunks."""
+def _negative_score_at(queries: dict[str, np.ndarray], gallery: dict[str, np.ndarray], metric: str, rank: int,
+                       chunk: int) -> float:
+  """The `rank`-th largest negative-pair score (1-based, ties counted), exactly, by a radix select
+  on the scores' order-preserving 32-bit keys: a histogram of the top 16 bits over all negative
+  pairs finds the bucket holding it, a histogram of the low 16 bits inside that bucket the key.
+  Each pass scores the query chunks again; the per-chunk histograms are summed on the host in int64."""
   num_query = len(queries["x"])
   padded = query_sharding.round_up(num_query, chunk)
   rows = {name: np.concatenate([value, np.zeros((padded - num_query, *value.shape[1:]), value.dtype)])
           for name, value in queries.items()}
   rows["valid"] = np.arange(padded) < num_query
-  rows = {name: value.reshape(padded // chunk, chunk, *value.shape[1:]) for name, value in rows.items()}
-  return np.asarray(_running_top_k(rows, gallery, metric, k))
+  prepared = pairwise.prepare(jax.device_put(gallery), metric)
+  high = -1  # first pass: no bucket chosen
+  for _ in range(2):
+    counts = np.zeros(1 << 16, np.int64)
+    for start in range(0, padded, chunk):
+      q = {name: value[start:start + chunk] for name, value in rows.items()}
+      counts += np.asarray(_key_histogram(q, prepared, metric, high), np.int64)
+    above = np.cumsum(counts[::-1])  # negatives in this bucket or higher ones
+    bucket = (1 << 16) - 1 - int(np.searchsorted(above, rank))
+    rank -= int(above[(1 << 16) - 2 - bucket]) if bucket < (1 << 16) - 1 else 0
+    high = bucket if high < 0 else (high << 16) | bucket
+  return float(np.asarray(_score_of_key(np.uint32(high))))
 
 
-@functools.partial(jax.jit, static_argnames=("metric", "k"))
-def _running_top_k(rows: dict[str, jax.Array], gallery: dict[str, jax.Array], metric: str, k: int) -> jax.Array:
-  g = pairwise.prepare(gallery, metric)
+def _keys(scores: jax.Array) -> jax.Array:
+  """float32 -> uint32 keys in the same order (-0 and +0 are one score here: pairwise maps -0 to +0)."""
+  bits = jax.lax.bitcast_convert_type(scores, jnp.int32)
+  ordered = jnp.where(bits < 0, bits ^ jnp.int32(0x7FFFFFFF), bits)
+  return jax.lax.bitcast_convert_type(ordered, jnp.uint32) ^ jnp.uint32(0x80000000)
 
-  def step(largest, q):
-    q = pairwise.prepare(q, metric)
-    _, negative = pair_masks(q, g)
-    scores = jnp.where(negative, pairwise.prepared_scores(q, g, metric), -jnp.inf).reshape(-1)
-    return jax.lax.top_k(jnp.concatenate([largest, scores]), k)[0], None
 
-  return jax.lax.scan(step, jnp.full((k,), -jnp.inf, jnp.float32), rows)[0]
+def _score_of_key(key: np.uint32) -> jax.Array:
+  """The inverse of `_keys` for one key."""
+  ordered = jax.lax.bitcast_convert_type(jnp.uint32(key) ^ jnp.uint32(0x80000000), jnp.int32)
+  bits = jnp.where(ordered < 0, ordered ^ jnp.int32(0x7FFFFFFF), ordered)
+  return jax.lax.bitcast_convert_type(bits, jnp.float32)
+
+
+@functools.partial(jax.jit, static_argnames=("metric",))
+def _key_histogram(q: dict[str, jax.Array], g: dict[str, jax.Array], metric: str, high: int) -> jax.Array:
+  """int32 `[65536]`: the negative pairs of a query chunk by the top 16 bits of their keys, or with
+  `high` >= 0 those whose top 16 bits are `high`, by the low 16 bits (a chunk has < 2^31 pairs)."""
+  q = pairwise.prepare(q, metric)
+  _, negative = pair_masks(q, g)
+  keys = _keys(pairwise.prepared_scores(q, g, metric))
+  top, low = (keys >> 16).astype(jnp.int32), (keys & 0xFFFF).astype(jnp.int32)
+  counted = jnp.where(high < 0, negative, negative & (top == high))
+  return jnp.zeros(1 << 16, jnp.int32).at[jnp.where(high < 0, top, low)].add(counted.astype(jnp.int32))
