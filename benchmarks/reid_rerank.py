@@ -37,6 +37,7 @@ def main() -> None:
   config = baseline.get_config("dataset=synthetic")
   config.total_steps = args.steps
   config.eval.protocol, config.eval.metric = "reid", args.metric
+  config.eval.fprs = (1e-4, 1e-3, 1e-2)
   jaxret.train(config, args.workdir)
   run = jaxret.restore(args.workdir, "best")
   for way, settings in WAYS.items():

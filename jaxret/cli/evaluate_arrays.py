@@ -32,8 +32,8 @@ _TOPK = flags.DEFINE_integer("topk", None, "Hashing: also report map@TOPK.", fla
 _METRIC = flags.DEFINE_enum("metric", None, ("cosine", "euclidean"),
                             "Retrieval: cosine (default) or euclidean; reid: euclidean (default) or cosine.",
                             flag_values=FLAGS)
-_FPRS = flags.DEFINE_list("fprs", ["1e-4", "1e-3", "1e-2"], "Retrieval and reid: report TPR at these false "
-                          "positive rates (jaxret.eval.verification); empty: none.", flag_values=FLAGS)
+_FPRS = flags.DEFINE_list("fprs", [], "Retrieval and reid: report TPR at these false positive rates, e.g. "
+                          "1e-4,1e-3,1e-2 (jaxret.eval.verification; more passes over all pairs).", flag_values=FLAGS)
 _NMI = flags.DEFINE_bool("nmi", True, "Retrieval: report NMI (k-means); --nonmi skips it.", flag_values=FLAGS)
 _RERANK = flags.DEFINE_bool("rerank", False, "Reid: rank by k-reciprocal re-ranking (jaxret.eval.rerank).",
                             flag_values=FLAGS)

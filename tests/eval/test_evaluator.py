@@ -8,7 +8,7 @@ import pytest
 import jaxret.eval
 from jaxret.data import splits
 from jaxret.eval import evaluator, query_expansion, rerank
-from jaxret.eval.verification import FPRS  # config.eval.fprs' default
+from jaxret.eval.verification import FPRS
 from jaxret.training import config as config_lib
 from jaxret import mesh as mesh_lib, methods, protocols
 
@@ -61,7 +61,7 @@ def _expected_embeddings(source):
 def test_retrieval_evaluator_scores_the_split_against_itself():
   source = _Source(21, seed=0)  # 21 examples: the last batch is padded
   got = _run(_config("retrieval", ks=(1, 2)), source)
-  want = jaxret.eval.retrieval_metrics(_expected_embeddings(source), source.labels, ks=(1, 2), fprs=FPRS)
+  want = jaxret.eval.retrieval_metrics(_expected_embeddings(source), source.labels, ks=(1, 2))
   assert got == pytest.approx(want, rel=1e-6)
 
 
@@ -69,13 +69,13 @@ def test_retrieval_evaluator_scores_queries_against_a_gallery():
   queries, gallery = _Source(9, seed=4), _Source(19, seed=5)
   got = _run(_config("retrieval", ks=(1, 4)), queries, gallery)
   want = jaxret.eval.retrieval_metrics(_expected_embeddings(queries), queries.labels,
-                                       _expected_embeddings(gallery), gallery.labels, ks=(1, 4), fprs=FPRS)
+                                       _expected_embeddings(gallery), gallery.labels, ks=(1, 4))
   assert got == pytest.approx(want, rel=1e-6)
 
 
 def test_reid_evaluator_scores_queries_against_a_gallery():
   queries, gallery = _Source(9, seed=6), _Source(23, seed=7)
-  got = _run(_config("reid"), queries, gallery)
+  got = _run(_config("reid", fprs=FPRS), queries, gallery)
   want = jaxret.eval.reid_metrics(_expected_embeddings(queries), queries.labels, queries.cameras,
                                   _expected_embeddings(gallery), gallery.labels, gallery.cameras,
                                   metric="cosine", fprs=FPRS)
@@ -88,8 +88,7 @@ def test_reid_evaluator_reranks_and_expands_queries_when_configured():
              queries, gallery)
   want = jaxret.eval.reid_metrics(_expected_embeddings(queries), queries.labels, queries.cameras,
                                   _expected_embeddings(gallery), gallery.labels, gallery.cameras, metric="cosine",
-                                  rerank=rerank.Settings(k1=8, k2=3), query_expansion=query_expansion.Settings(k=4),
-                                  fprs=FPRS)
+                                  rerank=rerank.Settings(k1=8, k2=3), query_expansion=query_expansion.Settings(k=4))
   assert got == pytest.approx(want, rel=1e-6, nan_ok=True)
 
 
@@ -99,7 +98,7 @@ def test_reid_evaluator_splits_queries_by_identity_and_camera():
   query, gallery = splits.reid_query_gallery(source.labels, source.cameras)
   emb = _expected_embeddings(source)
   want = jaxret.eval.reid_metrics(emb[query], source.labels[query], source.cameras[query],
-                                  emb[gallery], source.labels[gallery], source.cameras[gallery], fprs=FPRS)
+                                  emb[gallery], source.labels[gallery], source.cameras[gallery])
   assert got == pytest.approx(want, rel=1e-6, nan_ok=True)
   assert set(got) == set(protocols.metric_names(_config("reid"))) | {"skipped_queries"}
 
