@@ -52,14 +52,14 @@ def tpr_at_fpr(queries: dict[str, np.ndarray], gallery: dict[str, np.ndarray], *
   """
   if any(not 0.0 < f <= 1.0 for f in fprs):
     raise ValueError(f"fprs={fprs}: expected rates in (0, 1]")
+  if not fprs:
+    return {}
   num_query, num_gallery = len(queries["x"]), len(gallery["x"])
   chunk = query_sharding.chunk_size(num_query, query_block or max(8, _CHUNK_ELEMENTS // num_gallery))
   _, class_sizes = np.unique(gallery["labels"], return_counts=True)
   counts = query_sharding.map_query_chunks(_PositivePairs(metric, int(class_sizes.max())), queries, gallery,
                                            chunk=chunk, mesh=mesh)
   num_positive, num_negative = int(counts["num_positive"].sum()), int(counts["num_negative"].sum())
-  if not fprs:
-    return {}
   if num_positive == 0 or num_negative == 0:
     return {metric_name(f): float("nan") for f in fprs}
   positive = counts["positive_scores"][counts["positive_scores"] > -np.inf]

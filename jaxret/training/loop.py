@@ -88,9 +88,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None,
   method = methods.get_method(config.method)
   data = datasets.load(config)
   config = with_dataset_info(config, data)
-  if start_over and jax.process_index() == 0:
-    same_run.start_over(workdir)
   if start_over:
+    if jax.process_index() == 0:
+      same_run.start_over(workdir)
     multihost_utils.sync_global_devices("jaxret_start_over")
   same_run.check_same_run(workdir, config)
   if jax.process_index() == 0:

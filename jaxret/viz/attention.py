@@ -28,7 +28,7 @@ import numpy as np
 
 from jaxret import methods
 from jaxret.data import pipeline
-from jaxret.methods import vapnet
+from jaxret.methods import flax_model, vapnet
 from jaxret.ops import crop_zoom
 from jaxret.viz import image_grid
 
@@ -75,7 +75,7 @@ def model_outputs(params, method_state, config: ml_collections.ConfigDict, image
   """The eval-mode outputs (NumPy) of the run's model on uint8 images `[B, H, W, 3]` of its input
   size; `extra` goes to the model (VAPNet's `views`, `boxes`)."""
   images = image_grid.check_images(images, pipeline.image_shape(config), f"{config.method} model_outputs")
-  variables = {"params": params, "batch_stats": method_state["batch_stats"]}
+  variables = flax_model.variables(params, method_state)
   try:
     outputs = _forward(ml_collections.FrozenConfigDict(config), variables, image_grid.to_model_input(images), extra)
   except (flax.errors.ScopeParamNotFoundError, flax.errors.ScopeParamShapeError) as e:
