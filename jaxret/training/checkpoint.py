@@ -24,6 +24,13 @@ def make_manager(workdir: str, keep: int) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
 
 
+def saved_steps(workdir: str) -> list[int]:
+  """Steps of the complete checkpoints in `<workdir>/checkpoints`, oldest first (orbax writes a
+  checkpoint under a temporary name and renames it to its step once complete)."""
+  folder = os.path.join(workdir, "checkpoints")
+  return sorted(int(name) for name in os.listdir(folder) if name.isdigit()) if os.path.isdir(folder) else []
+
+
 def save(manager: ocp.CheckpointManager, state: TrainState, data_iterator: grain.DatasetIterator) -> None:
   """Starts an asynchronous save at `state.step` (device arrays are copied before returning)."""
   step = int(jax.device_get(state.step))

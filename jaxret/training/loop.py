@@ -3,7 +3,10 @@
 Importable from a notebook: `train(config, workdir)` runs a whole job and returns the final
 test metrics; the pieces it uses are each testable alone.
 """
+import contextlib
+import errno
 import logging
+import shutil
 import signal
 
 import jax
@@ -21,6 +24,7 @@ from jaxret.training import profiling, same_run, state as state_lib
 from jaxret.training.device_prefetch import DevicePrefetch
 from jaxret.training.metrics_writer import MetricsWriter
 from jaxret.training.throughput import Throughput
+from jaxret.user_errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +85,34 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None,
   """Trains `config.method` on `config.dataset`, resuming from `workdir` if it holds a checkpoint
   of the same run (another config is refused: `same_run`); `start_over` deletes that run first.
 
-  Returns the final test-split metrics (also written to `<workdir>/metrics.jsonl`).
+  Returns the final test-split metrics (also written to `<workdir>/metrics.jsonl`). A disk that
+  fills up stops the run with an InputError naming the last complete checkpoint, which the failed
+  write left intact (orbax writes under a temporary name).
   """
+  try:
+    return _train(config, workdir, devices, start_over)
+  except Exception as error:  # pylint: disable=broad-except  (only a full disk is turned into a message)
+    if not _disk_full(error):
+      raise
+    steps = checkpoint.saved_steps(workdir)
+    last = f"the last complete checkpoint, step {steps[-1]}, is intact" if steps else "no checkpoint was complete"
+    raise InputError(f"no space left on the device of {workdir} ({shutil.disk_usage(workdir).free / 2**20:.1f} "
+                     f"MiB free) while writing the run: {last}. Free space (or lower config.keep_checkpoints) "
+                     f"and rerun to resume") from error
+
+
+def _disk_full(error: BaseException | None) -> bool:
+  """Whether `error`, or one it was raised while handling, is a write that found no space."""
+  while error is not None:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+      return True
+    if "No space left on device" in str(error) or "Disk quota exceeded" in str(error):  # tensorstore's errors
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, devices, start_over: bool) -> dict[str, float]:
   mesh = mesh_lib.make_mesh(devices)
   config_lib.validate(config, num_devices=mesh.size)
   method = methods.get_method(config.method)
@@ -182,8 +212,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, devices=None,
     profile.stop()
     progress.close()
     preemption.restore()
-    for m in (manager, best):
+    _close(manager, best, writer)
+
+
+def _close(manager, best, writer: MetricsWriter) -> None:
+  """Waits for the checkpoint writes and closes the managers and the metrics writer, each even
+  when one before it fails (a write that found the disk full)."""
+  with contextlib.ExitStack() as stack:  # runs its callbacks last-in first-out
+    stack.callback(writer.close)
+    for m in (best, manager):
       if m is not None:
-        m.wait_until_finished()
-        m.close()
-    writer.close()
+        stack.callback(m.close)
+        stack.callback(m.wait_until_finished)

@@ -11,6 +11,7 @@ import shutil
 import ml_collections
 
 from jaxret import saved_run
+from jaxret.training import checkpoint
 from jaxret.user_errors import InputError
 
 RESUMABLE = ("total_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "num_workers",
@@ -37,15 +38,9 @@ def changed_settings(saved: ml_collections.ConfigDict, config: ml_collections.Co
           if not resumable(key) and before.get(key) != after.get(key)]
 
 
-def has_run(workdir: str) -> bool:
-  """Whether `workdir` holds a run's checkpoints."""
-  folder = os.path.join(workdir, "checkpoints")
-  return os.path.isdir(folder) and any(name.isdigit() for name in os.listdir(folder))
-
-
 def check_same_run(workdir: str, config: ml_collections.ConfigDict) -> None:
   """InputError naming the settings that differ when `workdir` holds a run of another config."""
-  if not has_run(workdir) or not os.path.isfile(os.path.join(workdir, saved_run.CONFIG_FILE)):
+  if not checkpoint.saved_steps(workdir) or not os.path.isfile(os.path.join(workdir, saved_run.CONFIG_FILE)):
     return
   changes = changed_settings(saved_run.load_config(workdir), config)
   if changes:

@@ -1,16 +1,18 @@
-"""Faults a run meets (issue 25): a kill during a checkpoint write, a damaged checkpoint, a workdir
-holding a run of another config."""
+"""Faults a run meets (issue 25): a kill during a checkpoint write or evaluation, a damaged
+checkpoint, a full disk, a workdir holding a run of another config."""
 import logging
 import os
+import re
 import shutil
 import signal
+import subprocess
 import time
 
 import jax
 import numpy as np
 import pytest
 
-from jaxret.training import loop
+from jaxret.training import checkpoint, loop
 from jaxret.user_errors import InputError
 from tests.training.conftest import final_state, launch, read_metrics, tiny_config
 
@@ -137,3 +139,35 @@ def test_sigkill_during_the_final_evaluation_then_a_rerun_completes_the_same_run
   assert resumed.returncode == 0, output
   for split in ("train", "val", "test"):
     assert read_metrics(killed, split) == read_metrics(finished, split), split
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """An 8 MiB tmpfs (mounting needs root: the test is skipped, and says so, where it cannot)."""
+  path = tmp_path / "disk"
+  path.mkdir()
+  mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)], capture_output=True,
+                           text=True, check=False)
+  if mounted.returncode:
+    pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+  yield str(path)
+  subprocess.run(["umount", "--lazy", str(path)], check=True)  # the failed run may hold a file open
+
+
+def test_a_full_disk_stops_with_a_message_and_the_last_checkpoint_resumes(finished, small_disk):
+  workdir = os.path.join(small_disk, "run")  # the finished run as it was at step 4, on a nearly full disk
+  shutil.copytree(finished, workdir, ignore=lambda folder, names: [n for n in names if n in ("6", "8", "best")])
+  ballast = os.path.join(small_disk, "ballast")
+  with open(ballast, "wb") as f:
+    f.write(bytes(shutil.disk_usage(small_disk).free - 200 * 1024))  # room for metrics, not a checkpoint
+  full = launch(workdir, **RUN)  # a process of its own: orbax's failed writes log from their threads
+  output, _ = full.communicate(timeout=600)
+  assert full.returncode == 2, output
+  assert re.search(r"error: no space left on the device of .*/run \(0.\d MiB free\) while writing the run: the "
+                   r"last complete checkpoint, step 4, is intact", output), output
+  assert checkpoint.saved_steps(workdir) == [2, 4]
+  os.remove(ballast)
+  loop.train(tiny_config(**RUN), workdir)  # resumes from step 4 and ends where the uninterrupted run did
+  for a, b in zip(jax.tree.leaves(final_state(finished, 8)), jax.tree.leaves(final_state(workdir, 8))):
+    np.testing.assert_array_equal(a, b)
+  assert read_metrics(workdir, "train") == read_metrics(finished, "train")
