@@ -10,7 +10,9 @@ Prints the test metrics as one JSON line.
 """
 import json
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from absl import flags
@@ -39,10 +41,23 @@ def _train(positional: list[str]) -> None:
     raise flags.Error(f"unexpected arguments {positional}: every setting is a flag")
   logging.getLogger().setLevel(logging.WARNING)  # orbax, jax and tensorboardX chatter at INFO
   logging.getLogger("jaxret").setLevel(logging.INFO)
-  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                         _CONFIG.value.heartbeat_timeout_seconds)
   from jaxret.training import loop  # pylint: disable=import-outside-toplevel  (after initialize: JAX backends)
   import jax  # pylint: disable=import-outside-toplevel
-  results = loop.train(_CONFIG.value, _WORKDIR.value, start_over=_START_OVER.value)
+  try:
+    results = loop.train(_CONFIG.value, _WORKDIR.value, start_over=_START_OVER.value)
+  except jax.errors.JaxRuntimeError as error:
+    text = "".join(traceback.format_exception(error))  # with the errors it was raised while handling
+    lost = distributed.lost_process(text, jax.process_index(), jax.process_count())
+    if lost is None:
+      raise  # a process lost otherwise is named by the coordination service within its heartbeat timeout
+    traceback.print_exc()
+    sys.stdout.flush()
+    print(f"error: process {jax.process_index()} of {jax.process_count()} stops: process {lost} was lost. Rerun "
+          f"every process with the same --workdir to resume from the last complete checkpoint",
+          file=sys.stderr, flush=True)
+    os._exit(1)  # a normal exit would wait at jax.distributed's shutdown barrier for the lost process
   if jax.process_index() == 0 and results:
     print(json.dumps({"split": "test", **results}))
 

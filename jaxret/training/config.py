@@ -42,6 +42,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.state_update_every = 0  # 0 = the method has no update_state
   c.num_workers = 0  # grain worker processes; 0 = read in the main process
   c.profile_steps = ()  # (first, last): a jax.profiler trace of those steps in <workdir>/profile
+  # Multi-process: a process that sends no heartbeat for this long is declared lost, and every other
+  # process then stops (jax.distributed's coordination service; README "Many hosts").
+  c.heartbeat_timeout_seconds = 100
 
   c.data = ml_collections.ConfigDict()
   c.data.val_classes = 10  # training classes carved out for validation (model selection)

@@ -15,7 +15,8 @@ from jaxret.training import checkpoint
 from jaxret.user_errors import InputError
 
 RESUMABLE = ("total_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "num_workers",
-             "profile_steps", "data_dir", "init_weights", "data.device_prefetch")
+             "profile_steps", "data_dir", "init_weights", "data.device_prefetch",
+             "heartbeat_timeout_seconds")
 RUN_FOLDERS = ("checkpoints", "best", "checkpoints_unreadable")  # what a start over removes
 
 
