@@ -11,9 +11,9 @@ open-metric-learning (FNMR = 1 - TPR), read at an exact operating point rather t
 point nearest to f.
 
 Computed over query chunks: one pass for the positive pairs' scores (at most the largest class of
-the gallery per query) and the counts, then per rate two passes of a radix select that finds the
-(K + 1)-th largest negative score exactly from histograms of the scores' bits (`_negative_score_at`),
-O(chunk x G + 65,536) memory whatever K is.
+the gallery per query) and the counts, then two passes of a radix select that find the (K + 1)-th
+largest negative score of every rate exactly from histograms of the scores' bits
+(`_negative_scores_at`), O(rates x chunk x G + rates x 65,536) memory whatever K is.
 """
 from __future__ import annotations
 
@@ -63,12 +63,11 @@ def tpr_at_fpr(queries: dict[str, np.ndarray], gallery: dict[str, np.ndarray], *
   if num_positive == 0 or num_negative == 0:
     return {metric_name(f): float("nan") for f in fprs}
   positive = counts["positive_scores"][counts["positive_scores"] > -np.inf]
-  out = {}
-  for f in fprs:
-    k = math.floor(f * num_negative)
-    threshold = _negative_score_at(queries, gallery, metric, k + 1, chunk) if k < num_negative else -np.inf
-    out[metric_name(f)] = float(np.sum(positive > threshold) / num_positive)
-  return out
+  ranks = {f: math.floor(f * num_negative) + 1 for f in fprs}  # K + 1
+  inside = sorted({rank for rank in ranks.values() if rank <= num_negative})  # past the last: accept every pair
+  thresholds = dict(zip(inside, _negative_scores_at(queries, gallery, metric, inside, chunk)))
+  return {metric_name(f): float(np.sum(positive > thresholds.get(rank, -np.inf)) / num_positive)
+          for f, rank in ranks.items()}
 
 
 def pair_masks(q: dict[str, jax.Array], g: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
@@ -95,29 +94,41 @@ class _PositivePairs:
             "num_negative": jnp.sum(negative, axis=1)}
 
 
-def _negative_score_at(queries: dict[str, np.ndarray], gallery: dict[str, np.ndarray], metric: str, rank: int,
-                       chunk: int) -> float:
-  """The `rank`-th largest negative-pair score (1-based, ties counted), exactly, by a radix select
-  on the scores' order-preserving 32-bit keys: a histogram of the top 16 bits over all negative
-  pairs finds the bucket holding it, a histogram of the low 16 bits inside that bucket the key.
-  Each pass scores the query chunks again; the per-chunk histograms are summed on the host in int64."""
+def _negative_scores_at(queries: dict[str, np.ndarray], gallery: dict[str, np.ndarray], metric: str,
+                        ranks: list[int], chunk: int) -> list[float]:
+  """The `ranks`-th largest negative-pair scores (1-based, ties counted), exactly, by a radix select
+  on the scores' order-preserving 32-bit keys, in two scoring passes whatever the number of ranks:
+  a histogram of the top 16 bits over all negative pairs finds the bucket holding each rank, then
+  histograms of the low 16 bits inside those buckets the keys. The per-chunk histograms are summed
+  on the host in int64."""
+  if not ranks:
+    return []
   num_query = len(queries["x"])
   padded = query_sharding.round_up(num_query, chunk)
   rows = {name: np.concatenate([value, np.zeros((padded - num_query, *value.shape[1:]), value.dtype)])
           for name, value in queries.items()}
   rows["valid"] = np.arange(padded) < num_query
   prepared = pairwise.prepare(jax.device_put(gallery), metric)
-  high = -1  # first pass: no bucket chosen
-  for _ in range(2):
-    counts = np.zeros(1 << 16, np.int64)
+
+  def histograms(buckets: jax.Array | None) -> np.ndarray:
+    counts = 0
     for start in range(0, padded, chunk):
       q = {name: value[start:start + chunk] for name, value in rows.items()}
-      counts += np.asarray(_key_histogram(q, prepared, metric, high), np.int64)
-    above = np.cumsum(counts[::-1])  # negatives in this bucket or higher ones
-    bucket = (1 << 16) - 1 - int(np.searchsorted(above, rank))
-    rank -= int(above[(1 << 16) - 2 - bucket]) if bucket < (1 << 16) - 1 else 0
-    high = bucket if high < 0 else (high << 16) | bucket
-  return float(np.asarray(_score_of_key(np.uint32(high))))
+      counts = counts + np.asarray(_key_histograms(q, prepared, metric, buckets), np.int64)
+    return counts
+
+  top = [_select(histograms(None)[0], rank) for rank in ranks]  # (bucket, rank inside it)
+  buckets = sorted({bucket for bucket, _ in top})
+  low = dict(zip(buckets, histograms(jnp.asarray(buckets))))
+  return [float(np.asarray(_score_of_key(np.uint32(bucket << 16 | _select(low[bucket], rank)[0]))))
+          for bucket, rank in top]
+
+
+def _select(counts: np.ndarray, rank: int) -> tuple[int, int]:
+  """(bucket, rank inside it) of the `rank`-th largest of the values counted in `counts` `[65536]`."""
+  above = np.cumsum(counts[::-1])  # values in this bucket or higher ones
+  bucket = (1 << 16) - 1 - int(np.searchsorted(above, rank))
+  return bucket, rank - (int(above[(1 << 16) - 2 - bucket]) if bucket < (1 << 16) - 1 else 0)
 
 
 def _keys(scores: jax.Array) -> jax.Array:
@@ -135,12 +146,18 @@ def _score_of_key(key: np.uint32) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("metric",))
-def _key_histogram(q: dict[str, jax.Array], g: dict[str, jax.Array], metric: str, high: int) -> jax.Array:
-  """int32 `[65536]`: the negative pairs of a query chunk by the top 16 bits of their keys, or with
-  `high` >= 0 those whose top 16 bits are `high`, by the low 16 bits (a chunk has < 2^31 pairs)."""
+def _key_histograms(q: dict[str, jax.Array], g: dict[str, jax.Array], metric: str,
+                    buckets: jax.Array | None) -> jax.Array:
+  """int32 `[1, 65536]`: the negative pairs of a query chunk by the top 16 bits of their keys; or
+  with distinct `buckets` `[R]`, `[R, 65536]`: those whose top 16 bits are bucket r, by the low
+  16 bits (a chunk has < 2^31 pairs)."""
   q = pairwise.prepare(q, metric)
   _, negative = pair_masks(q, g)
   keys = _keys(pairwise.prepared_scores(q, g, metric))
   top, low = (keys >> 16).astype(jnp.int32), (keys & 0xFFFF).astype(jnp.int32)
-  counted = jnp.where(high < 0, negative, negative & (top == high))
-  return jnp.zeros(1 << 16, jnp.int32).at[jnp.where(high < 0, top, low)].add(counted.astype(jnp.int32))
+  if buckets is None:
+    return jnp.zeros((1, 1 << 16), jnp.int32).at[0, top].add(negative.astype(jnp.int32))
+  matches = top[None] == buckets[:, None, None]  # [R, n, G]; distinct buckets: at most one per pair
+  counted = negative & jnp.any(matches, axis=0)
+  row = jnp.argmax(matches, axis=0)
+  return jnp.zeros((len(buckets), 1 << 16), jnp.int32).at[row, low].add(counted.astype(jnp.int32))  # one scatter

@@ -45,3 +45,25 @@ def test_retrieval_pairs_exclude_each_query_itself():
   want = reference_tpr_at_fpr(scores, same & visible, ~same & visible, FPRS)
   got = jaxret.eval.retrieval_metrics(x, labels, metric="euclidean", with_nmi=False, fprs=FPRS)
   assert {k: got[k] for k in want} == pytest.approx(want, abs=1e-12)
+
+
+
+def test_thresholds_inside_crowded_histogram_buckets_are_exact():
+  """Integer points 400 apart at most: every squared distance is exact in float32, and from FPR
+  0.01 on the threshold shares its top-16-bit bucket with other scores (4, 14, 50 distinct ones),
+  so the second histograms, over the low 16 bits of several buckets at once, decide it."""
+  rng = np.random.default_rng(6)
+  x = rng.integers(-200, 201, (300, 3)).astype(np.float32)
+  labels = rng.integers(0, 4, 300)
+  scores = -((x[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1)
+  visible = ~np.eye(300, dtype=bool)
+  same = labels[:, None] == labels[None, :]
+  fprs = (1e-4, 1e-3, 3e-3, 0.01, 0.05, 0.3)
+  negatives = np.sort(scores[~same & visible].astype(np.float32))[::-1]
+  thresholds = negatives[[int(f * len(negatives)) for f in fprs]]
+  shared = [np.unique(negatives[negatives.view(np.uint32) >> 16 == t.view(np.uint32) >> 16]).size for t in thresholds]
+  assert min(shared[3:]) > 1 and len(set(thresholds.view(np.uint32) >> 16)) == len(fprs)
+  want = reference_tpr_at_fpr(scores, same & visible, ~same & visible, fprs)
+  got = jaxret.eval.retrieval_metrics(x, labels, metric="euclidean", with_nmi=False, fprs=fprs, query_block=64)
+  assert {k: got[k] for k in want} == pytest.approx(want, abs=1e-12)
+  assert len(set(want.values())) == len(fprs)
