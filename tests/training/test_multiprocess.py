@@ -9,7 +9,7 @@ import numpy as np
 import portpicker
 import pytest
 
-from jaxret.training import loop
+from jaxret.training import checkpoint, loop
 from tests.training.conftest import launch, read_metrics, tiny_config
 
 pytestmark = pytest.mark.usefixtures("compilation_cache")
@@ -71,8 +71,8 @@ def test_a_killed_process_stops_the_other_naming_it_and_a_rerun_of_both_resumes(
   assert processes[0].returncode != 0, output
   # Within the 5 s heartbeat timeout and the time to notice (jax's default timeout is 100 s).
   assert stopped_after < 40, (stopped_after, output)
-  assert re.search(r"process 1 was lost|stopped sending heartbeats\):\s*1\b", output), output
-  assert "checkpoints/16" not in str(os.listdir(os.path.join(workdir, "checkpoints")))
+  assert re.search(r"process 1 was lost|stopped sending heartbeats\):\s*1\b|Task 1 heartbeat timeout", output), output
+  assert checkpoint.saved_steps(workdir)[-1] < 16  # the job was cut short
 
   rerun = _launch_both(workdir)
   outputs = [p.communicate(timeout=900)[0] for p in rerun]
