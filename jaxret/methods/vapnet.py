@@ -192,7 +192,7 @@ def loss_fn(params, method_state, batch: dict, rng: jax.Array, config: ml_collec
   the local views. Returns (loss, (metrics, new method state with E_t))."""
   v = config.vapnet
   images, labels = batch["image"], batch["label"]
-  variables = {"params": params, "batch_stats": method_state["batch_stats"]}
+  variables = flax_model.variables(params, method_state)
   kwargs = {}
   if uses_views(config):
     kwargs["views"], kwargs["boxes"] = local_views(rng, images, config)
